@@ -1,0 +1,34 @@
+"""The one composition root: ``serve_config.yaml`` points ``import_path`` here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.ingress import Ingress
+from deployments.model_runner import ModelRunner
+from deployments.preprocess import Preprocessor
+from serve_app.registry.store import ModelStore
+from serve_app.settings import Settings
+
+
+def runner_name(model: str) -> str:
+    return f"model-{model}"
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Ingress -> Preprocessor -> one ModelRunner deployment per served model.
+
+    ``args`` (the application ``args`` in ``serve_config.yaml``) override
+    ``MEDAI_*`` environment settings.
+    """
+    settings = Settings(**args)
+    store = ModelStore(settings.model_store)
+    specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
+    runners = {
+        name: ModelRunner.options(name=runner_name(name)).bind(settings, spec)
+        for name, spec in specs.items()
+    }
+    preprocessor = Preprocessor.bind(settings, specs, runners)
+    return Ingress.bind(settings, preprocessor)

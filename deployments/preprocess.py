@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serve_app.codecs.types import DecodedImage, EncodedImage
+from serve_app.errors import MedAIError
+from serve_app.pipeline import Pipeline, Prediction
+from serve_app.registry.lifecycle import ModelState
+from serve_app.registry.spec import ModelSpec
+from serve_app.settings import Settings
+
+READINESS_TIMEOUT_S = 5.0
+
+
+@serve.deployment(max_ongoing_requests=64)
+class Preprocessor:
+    """Decode PNG/JPEG/DICOM, shape pixels to the target model's input, and call it.
+
+    Calling the model from here, rather than returning the tensor to the
+    ingress, keeps pixels to one hop after decoding.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        specs: dict[str, ModelSpec],
+        runners: dict[str, DeploymentHandle],
+    ) -> None:
+        self.runners = runners
+        self.pipeline = Pipeline(settings, specs, self._call_model)
+
+    async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
+        return await self.runners[name].infer.remote(tensor)
+
+    async def infer(
+        self, image: DecodedImage | EncodedImage, model: str | None
+    ) -> Prediction | MedAIError:
+        # NOTE: a client's error comes back as a value, not raised: Ray would log a
+        # traceback for every rejected request and wrap the error in RayTaskError.
+        try:
+            return await self.pipeline.infer(image, model)
+        except MedAIError as exc:
+            return exc
+
+    async def readiness(self) -> dict[str, ModelState]:
+        async def state(handle: DeploymentHandle) -> ModelState:
+            try:
+                return await asyncio.wait_for(handle.state.remote(), READINESS_TIMEOUT_S)
+            except Exception:
+                return ModelState.FAILED
+
+        names = list(self.runners)
+        states = await asyncio.gather(*(state(self.runners[n]) for n in names))
+        return dict(zip(names, states))

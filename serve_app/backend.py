@@ -1,0 +1,43 @@
+"""What the HTTP layer needs from whatever runs the models."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import numpy as np
+
+from serve_app.codecs.types import DecodedImage, EncodedImage
+from serve_app.pipeline import Prediction, Pipeline
+from serve_app.registry.lifecycle import ModelState
+from serve_app.registry.store import ModelStore
+from serve_app.runtime.onnx_model import OnnxModel
+from serve_app.settings import Settings
+
+
+class Backend(Protocol):
+    async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction: ...
+
+    async def readiness(self) -> dict[str, ModelState]: ...
+
+
+class LocalBackend:
+    """Everything in this process, no batching: for tests and as a baseline to measure Serve by."""
+
+    def __init__(self, settings: Settings) -> None:
+        store = ModelStore(settings.model_store)
+        specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
+        self.models = {
+            name: OnnxModel(store.read_verified(spec), spec, settings.runtime)
+            for name, spec in specs.items()
+        }
+        self.pipeline = Pipeline(settings, specs, self._call_model)
+
+    async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
+        return await asyncio.to_thread(self.models[name].run, tensor)
+
+    async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction:
+        return await self.pipeline.infer(image, model)
+
+    async def readiness(self) -> dict[str, ModelState]:
+        return {name: ModelState.READY for name in self.models}

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+class ImageFormat(str, Enum):
+    """How an image reached us."""
+
+    PIXELS = "pixels"
+    """A JSON list of pixel values."""
+    PNG = "png"
+    JPEG = "jpeg"
+    DICOM = "dicom"
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An uploaded file whose format was sniffed from its bytes, not yet decoded."""
+
+    data: bytes
+    format: ImageFormat
+    frame: int | None = None
+    """DICOM frame to use (0-based); ``None`` means the middle frame."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Pixels ready for preprocessing.
+
+    ``pixels`` has shape (height, width, channels) with channels 1 or 3.
+    Integer pixels use their dtype's full range (uint8 0..255, uint16 0..65535);
+    floating pixels are in 0..1.
+    """
+
+    pixels: np.ndarray
+    format: ImageFormat
+    frame: int | None = None
+    """Frame used, for multi-frame DICOM."""
+    frames: int | None = None
+    """Frames in the file, for DICOM."""
+    modality: str | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])

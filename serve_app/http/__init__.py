@@ -1,0 +1,1 @@
+"""The FastAPI ring: routes, problem rendering, middleware. Imports no Ray."""

@@ -1,0 +1,121 @@
+"""HTTP routes: parse, validate, delegate to the backend, shape the reply."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+
+from serve_app.backend import Backend
+from serve_app.codecs.limits import check_dimensions
+from serve_app.codecs.pixels import pixels_from_list
+from serve_app.codecs.sniff import sniff
+from serve_app.codecs.types import DecodedImage, EncodedImage
+from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
+from serve_app.http.problems import PROBLEM_JSON, problem_response
+from serve_app.pipeline import Prediction
+from serve_app.registry.lifecycle import ModelState
+from serve_app.schemas.infer import (
+    MODEL_REF_PATTERN,
+    BatchInferRequest,
+    BatchInferResponse,
+    BatchItem,
+    InferRequest,
+    InferResponse,
+    Readiness,
+)
+from serve_app.settings import Settings
+
+PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
+ERRORS = {code: PROBLEM for code in (400, 404, 413, 415, 422, 503)}
+
+
+def to_response(prediction: Prediction, started: float) -> InferResponse:
+    i = prediction.interpretation
+    return InferResponse(
+        inference_id=str(uuid.uuid4()),
+        model_name=prediction.model_name,
+        model_version=prediction.model_version,
+        outputs=i.outputs,
+        labels=prediction.labels,
+        confidence_score=i.confidence_score,
+        prediction=i.prediction,
+        threshold=i.threshold,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        frame=prediction.frame,
+        frames=prediction.frames,
+    )
+
+
+def build_router(settings: Settings, backend: Backend) -> APIRouter:
+    router = APIRouter()
+    limits = settings.limits
+
+    def pixels_image(body: InferRequest) -> DecodedImage:
+        check_dimensions(body.width, body.height, limits)
+        return pixels_from_list(body.data, body.width, body.height, body.channels, body.dtype)
+
+    @router.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["health"], response_model=Readiness, responses={503: PROBLEM})
+    async def readyz() -> Readiness | JSONResponse:
+        """Every deployment answers and the default model is loaded."""
+        try:
+            states = await backend.readiness()
+        except MedAIError as exc:
+            return problem_response(exc)
+        if states.get(settings.default_model) is not ModelState.READY:
+            return problem_response(ServiceUnavailable(
+                f"default model {settings.default_model} is not ready"))
+        return Readiness(ready=True, models={k: v.value for k, v in states.items()})
+
+    @router.post("/infer", tags=["inference"], response_model=InferResponse, responses=ERRORS)
+    async def infer(body: InferRequest) -> InferResponse:
+        """Classify one image sent as a JSON pixel list."""
+        started = time.perf_counter()
+        return to_response(await backend.infer(pixels_image(body), body.model), started)
+
+    @router.post("/infer/batch", tags=["inference"], response_model=BatchInferResponse,
+                 responses=ERRORS)
+    async def infer_batch(body: BatchInferRequest) -> BatchInferResponse:
+        """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
+        if len(body.images) > limits.max_batch_images:
+            raise InvalidInput(f"at most {limits.max_batch_images} images per batch",
+                               field="images", rule="max-items")
+        started = time.perf_counter()
+
+        async def one(index: int, image: InferRequest) -> BatchItem:
+            try:
+                prediction = await backend.infer(pixels_image(image), image.model)
+            except MedAIError as exc:
+                return BatchItem(index=index, status=exc.status, error=exc.to_problem())
+            return BatchItem(index=index, status=200, result=to_response(prediction, started))
+
+        items = await asyncio.gather(*(one(i, img) for i, img in enumerate(body.images)))
+        ok = sum(item.result is not None for item in items)
+        return BatchInferResponse(batch_id=str(uuid.uuid4()), total_images=len(items),
+                                  successful=ok, failed=len(items) - ok,
+                                  priority=body.priority, results=items)
+
+    @router.post("/infer/file", tags=["inference"], response_model=InferResponse,
+                 responses=ERRORS)
+    async def infer_file(
+        file: Annotated[UploadFile, File(description="PNG, JPEG or DICOM, detected by content.")],
+        patient_id: Annotated[str | None, Form(min_length=1, max_length=128)] = None,
+        model: Annotated[str | None, Form(pattern=MODEL_REF_PATTERN)] = None,
+        frame: Annotated[int | None, Form(ge=0, description="DICOM frame; default middle.")] = None,
+    ) -> InferResponse:
+        """Classify an uploaded PNG, JPEG or DICOM file."""
+        started = time.perf_counter()
+        data = await file.read()
+        image = EncodedImage(data=data, format=sniff(data), frame=frame)
+        return to_response(await backend.infer(image, model), started)
+
+    return router

@@ -1,0 +1,55 @@
+"""Shape decoded pixels into a model's input tensor, as its spec describes."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from serve_app.codecs.dtypes import unit_range
+from serve_app.codecs.types import DecodedImage
+from serve_app.registry.spec import Layout, ModelSpec
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+"""ITU-R BT.601 weights, for RGB images sent to 1-channel models."""
+
+
+def prepare(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
+    """Return a (1, ...) tensor in the model's layout and dtype.
+
+    Pixels go to 0..1 by dtype, to the model's channel count, to its size
+    (bilinear; the aspect ratio is not kept), then ``(x - mean) / std``.
+    """
+    pixels = match_channels(unit_range(image.pixels), spec.channels)
+    pixels = resize(pixels, spec.height, spec.width)
+    pixels = normalize(pixels, spec.metadata.mean, spec.metadata.std)
+    if spec.layout is Layout.NCHW:
+        pixels = pixels.transpose(2, 0, 1)
+    return np.ascontiguousarray(pixels[np.newaxis], dtype=spec.dtype)
+
+
+def match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    have = pixels.shape[2]
+    if have == channels:
+        return pixels
+    if channels == 3:
+        return np.repeat(pixels, 3, axis=2)
+    return (pixels @ LUMA)[:, :, np.newaxis]
+
+
+def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    planes = [
+        np.asarray(Image.fromarray(pixels[:, :, c], mode="F").resize((width, height),
+                                                                     Image.Resampling.BILINEAR))
+        for c in range(pixels.shape[2])
+    ]
+    return np.stack(planes, axis=2)
+
+
+def normalize(pixels: np.ndarray, mean: list[float] | None, std: list[float] | None) -> np.ndarray:
+    if mean is not None:
+        pixels = pixels - np.asarray(mean, dtype=np.float32)
+    if std is not None:
+        pixels = pixels / np.asarray(std, dtype=np.float32)
+    return pixels

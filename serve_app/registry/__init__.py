@@ -1,0 +1,1 @@
+"""Model files, their specs, and their lifecycle."""

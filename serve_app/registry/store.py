@@ -1,0 +1,92 @@
+"""The content-addressed model store.
+
+Layout (see ``model_store/README.md``)::
+
+    model_store/blobs/sha256/<hex>.onnx   immutable model files, named by their hash
+    model_store/catalog.json              name:version -> spec (hash, tensors, metadata)
+
+Readers verify the SHA-256 of a blob before using it: a file changed on disk
+is refused, never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from serve_app.errors import MedAIError, NotFound
+from serve_app.registry.spec import ModelSpec
+
+
+class TamperedModel(MedAIError):
+    """A model file's bytes no longer match the hash it was registered under."""
+
+    slug = "model-integrity"
+    title = "Model file failed its integrity check"
+
+
+class ModelStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs" / "sha256"
+        self.catalog_path = self.root / "catalog.json"
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs / f"{sha256}.onnx"
+
+    def specs(self) -> list[ModelSpec]:
+        """Every registered version, oldest first."""
+        if not self.catalog_path.exists():
+            return []
+        entries = json.loads(self.catalog_path.read_text())["models"]
+        return [ModelSpec.model_validate(e) for e in entries]
+
+    def resolve(self, name: str, version: str | None = None) -> ModelSpec:
+        """The spec of ``name:version``, or of the newest version of ``name``."""
+        matches = [s for s in self.specs() if s.name == name]
+        if version is not None:
+            matches = [s for s in matches if s.version == version]
+        if not matches:
+            ref = f"{name}:{version}" if version else name
+            raise NotFound(f"model {ref} is not registered", field="model", rule="registered")
+        return matches[-1]
+
+    def add(self, data: bytes, spec: ModelSpec) -> ModelSpec:
+        """Store a blob and record its spec (replacing an entry of the same name:version)."""
+        if hashlib.sha256(data).hexdigest() != spec.sha256:
+            raise ValueError("spec.sha256 does not match the data")
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        path = self.blob_path(spec.sha256)
+        if not path.exists():
+            _atomic_write(path, data)
+        specs = [s for s in self.specs() if s.ref != spec.ref] + [spec]
+        catalog = {"models": [s.model_dump(mode="json") for s in specs]}
+        _atomic_write(self.catalog_path, json.dumps(catalog, indent=2).encode())
+        return spec
+
+    def read_verified(self, spec: ModelSpec) -> bytes:
+        """The model's bytes, after checking they still hash to ``spec.sha256``."""
+        try:
+            data = self.blob_path(spec.sha256).read_bytes()
+        except FileNotFoundError:
+            raise TamperedModel(f"model file for {spec.ref} is missing") from None
+        if hashlib.sha256(data).hexdigest() != spec.sha256:
+            raise TamperedModel(f"model file for {spec.ref} does not match its SHA-256")
+        return data
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; replicas may run as another user
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""ONNX Runtime sessions, batching helpers and output interpretation."""

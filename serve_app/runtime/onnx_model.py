@@ -1,0 +1,110 @@
+"""ONNX Runtime sessions: the only code that imports onnxruntime."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import onnxruntime as ort
+
+from serve_app.errors import InvalidInput
+from serve_app.registry.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
+from serve_app.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+ort.set_default_logger_severity(3)  # NOTE: ORT's warnings (e.g. "CUDA absent") go to stderr, not our logs
+
+
+def providers(runtime: RuntimeSettings, has_gpu: bool) -> list[str]:
+    """CUDA first when asked for (or ``auto`` and this replica owns a GPU), CPU always last."""
+    want_cuda = runtime.device == "cuda" or (runtime.device == "auto" and has_gpu)
+    if want_cuda and CUDA in ort.get_available_providers():
+        return [CUDA, CPU]
+    return [CPU]
+
+
+def session_options(runtime: RuntimeSettings) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = runtime.intra_op_threads
+    options.inter_op_num_threads = runtime.inter_op_threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def open_session(
+    data: bytes, runtime: RuntimeSettings | None = None, has_gpu: bool = False
+) -> ort.InferenceSession:
+    runtime = runtime or RuntimeSettings()
+    try:
+        return ort.InferenceSession(
+            data, sess_options=session_options(runtime), providers=providers(runtime, has_gpu)
+        )
+    except Exception as exc:  # ORT raises its own untyped Fail/InvalidProtobuf/InvalidGraph
+        raise InvalidInput(
+            "file is not an ONNX model ONNX Runtime can load (it reads IR version 13 or older): "
+            + type(exc).__name__,
+            field="file",
+            rule="onnx",
+        ) from None
+
+
+def inspect_model(data: bytes, name: str, version: str) -> ModelSpec:
+    """Read a model's spec from its graph and metadata, and prove it runs on a zero input."""
+    session = open_session(data)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise InvalidInput("model must take exactly one 4-D image tensor", field="file",
+                           rule="model-input")
+    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
+    shape = dims(inputs[0].shape)
+    layout = infer_layout(shape, metadata.layout)
+    spec = ModelSpec(
+        name=name,
+        version=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        input_name=inputs[0].name,
+        input_shape=shape,
+        input_dtype=numpy_dtype(inputs[0].type).name,
+        layout=layout,
+        output_name=outputs[0].name,
+        output_shape=dims(outputs[0].shape),
+        metadata=metadata,
+    )
+    if any(d is None for d in shape[1:]):
+        raise InvalidInput(f"model input {spec.input_name} needs fixed channel, height and width "
+                           f"dimensions, got {shape}", field="file", rule="model-input")
+    zero = np.zeros([d or 1 for d in shape], dtype=spec.dtype)
+    try:
+        (out,) = session.run([spec.output_name], {spec.input_name: zero})
+    except Exception as exc:
+        raise InvalidInput(f"model failed on a zero input: {type(exc).__name__}", field="file",
+                           rule="model-run") from None
+    if out.ndim != 2 or out.shape[1] != len(metadata.labels):
+        raise InvalidInput(f"model output shape {list(out.shape)} does not match "
+                           f"{len(metadata.labels)} labels", field="file", rule="model-output")
+    if metadata.positive_index is not None and not 0 <= metadata.positive_index < out.shape[1]:
+        raise InvalidInput(f"medai.positive_index {metadata.positive_index} is not an output index",
+                           field="file", rule="model-metadata")
+    return spec
+
+
+class OnnxModel:
+    """One ONNX Runtime session for one model version."""
+
+    def __init__(
+        self, data: bytes, spec: ModelSpec, runtime: RuntimeSettings, has_gpu: bool = False
+    ) -> None:
+        self.spec = spec
+        self.session = open_session(data, runtime, has_gpu)
+        self.providers = self.session.get_providers()
+        log.info("loaded %s (%s) on %s", spec.ref, spec.sha256[:12], self.providers)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run([self.spec.output_name], {self.spec.input_name: batch})
+        return out

@@ -1,0 +1,50 @@
+"""Turn a model's output row into a clinical answer: confidence, label, threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from serve_app.registry.spec import ModelMetadata
+
+INDETERMINATE = "indeterminate"
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    outputs: list[float]
+    """The model's raw output row."""
+    confidence_score: float
+    prediction: str
+    threshold: float
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def interpret(row: np.ndarray, meta: ModelMetadata) -> Interpretation:
+    """Apply the model's decision rule.
+
+    With a positive class, the confidence is that class's probability and the
+    answer is positive only when it exceeds the threshold; otherwise the
+    likeliest other label. Without one, the likeliest label wins when its
+    probability exceeds the threshold, else ``indeterminate``.
+    """
+    row = np.asarray(row, dtype=np.float64).reshape(-1)
+    probs = softmax(row) if meta.output_kind == "logits" else row
+    if meta.positive_index is not None:
+        confidence = float(probs[meta.positive_index])
+        others = probs.copy()
+        others[meta.positive_index] = -np.inf
+        winner = meta.positive_index if confidence > meta.threshold else int(others.argmax())
+        prediction = meta.labels[winner]
+    else:
+        confidence = float(probs.max())
+        prediction = meta.labels[int(probs.argmax())] if confidence > meta.threshold else INDETERMINATE
+    return Interpretation(
+        outputs=row.tolist(), confidence_score=confidence, prediction=prediction,
+        threshold=meta.threshold,
+    )
