@@ -40,11 +40,15 @@ class ModelRunner:
         # A model with a fixed batch axis takes one request per call.
         self.infer.set_max_batch_size(config.max_batch_size if spec.dynamic_batch else 1)
         self.infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self.batches = self.requests = self.largest_batch = 0
         self.lifecycle.transition(ModelState.READY)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         batch, sizes = stack(tensors)
+        self.batches += 1
+        self.requests += len(tensors)
+        self.largest_batch = max(self.largest_batch, len(tensors))
         # NOTE: in throughput-optimized mode user code shares the replica's event
         # loop, so the blocking ONNX Runtime call runs in a thread.
         outputs = await asyncio.to_thread(self.model.run, batch)
@@ -52,6 +56,11 @@ class ModelRunner:
 
     def state(self) -> ModelState:
         return self.lifecycle.state
+
+    def stats(self) -> dict[str, int]:
+        """Batching counters of this replica, for operators and tests."""
+        return {"batches": self.batches, "requests": self.requests,
+                "largest_batch": self.largest_batch}
 
     def check_health(self) -> None:
         if not self.lifecycle.ready:

@@ -1,9 +1,6 @@
-"""DICOM decoding: one frame of a DICOM file to display-ready float pixels.
+"""DICOM: one frame to float pixels in 0..1; pydicom's and its plugins' errors become ours.
 
-pydicom and its decoding plugins (pylibjpeg, openjpeg, libjpeg) raise many
-exception types; every one becomes our ``InvalidInput`` or
-``UnsupportedMediaType`` here. Details never quote element values, so no
-patient data can leak into a problem response.
+Details never quote free-text element values, so no patient data reaches a response.
 """
 
 from __future__ import annotations
@@ -15,16 +12,15 @@ from contextlib import contextmanager
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.pixels import (
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.processing import (
     apply_color_lut,
     apply_modality_lut,
     apply_voi,
     apply_windowing,
-    get_decoder,
-    pixel_array,
 )
-from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.pixels.utils import get_expected_length, pixel_array
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.types import DecodedImage, ImageFormat
@@ -33,11 +29,10 @@ from serve_app.settings import LimitsSettings
 
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 _PALETTE = "PALETTE COLOR"
-# NOTE: pydicom returns YBR_FULL(_422) as RGB (``as_rgb``), and the JPEG 2000
+# NOTE: pydicom returns YBR_FULL(_422) as RGB (``as_rgb``) and the JPEG 2000
 # codec undoes YBR_ICT/YBR_RCT itself, so all of these arrive as RGB.
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
-_BITS_ALLOCATED = {"grey": (1, 8, 16, 32), "colour": (8, 16)}
-# A bare dataset (no file meta) is natively encoded; pydicom found which way on reading.
+# A bare dataset (no file meta) is native; pydicom found its encoding on reading.
 _NATIVE = {
     (True, True): ImplicitVRLittleEndian,
     (False, True): ExplicitVRLittleEndian,
@@ -52,8 +47,16 @@ def _translated(detail: str) -> Iterator[None]:
         yield
     except MedAIError:
         raise
-    except Exception as exc:  # NOTE: the plugins' exception types are not documented
+    except Exception as exc:  # NOTE: the plugins' exception types are undocumented
         raise InvalidInput(detail, field="file", rule="dicom") from exc
+
+
+def _invalid(detail: str, rule: str = "dicom") -> InvalidInput:
+    return InvalidInput(detail, field="file", rule=rule)
+
+
+def _unsupported(detail: str, rule: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(detail, field="file", rule=rule)
 
 
 def _int_attribute(ds: Dataset, keyword: str, default: int | None = None) -> int:
@@ -63,8 +66,55 @@ def _int_attribute(ds: Dataset, keyword: str, default: int | None = None) -> int
     if number is not None:
         return number
     if default is None:
-        raise InvalidInput(f"DICOM attribute {keyword} is missing", field="file", rule="dicom")
+        raise _invalid(f"DICOM attribute {keyword} is missing")
     return default
+
+
+def _read(data: bytes) -> tuple[Dataset, UID]:
+    with _translated("file is not a readable DICOM dataset"):
+        ds = dcmread(io.BytesIO(data), force=True)  # force: accept files without preamble
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        has_pixels = "PixelData" in ds
+    if not syntax:
+        # NOTE: with force=True pydicom "reads" any bytes; junk has neither file meta nor pixels.
+        if not has_pixels or ds.original_encoding not in _NATIVE:
+            raise _invalid("file is not a readable DICOM dataset")
+        syntax = ds.file_meta.TransferSyntaxUID = _NATIVE[ds.original_encoding]
+    if not has_pixels:
+        # NOTE: pydicom drops an encapsulated Pixel Data element cut short by end of file.
+        raise _invalid("DICOM file has no Pixel Data, or it is truncated", "dicom-pixel-data")
+    return ds, syntax
+
+
+def _check_pixel_format(ds: Dataset) -> tuple[str, int]:
+    """Reject what this codec cannot represent; return the photometric interpretation and bits."""
+    samples = _int_attribute(ds, "SamplesPerPixel", default=1)
+    if samples not in (1, 3):
+        raise _unsupported(f"DICOM samples per pixel {samples} is not 1 or 3", "dicom-samples")
+    with _translated("DICOM attribute PhotometricInterpretation is malformed"):
+        photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric not in (*_GREY, _PALETTE, *_COLOUR):
+        detail = f"DICOM photometric interpretation {photometric[:32]!r} is not supported"
+        raise _unsupported(detail, "photometric-interpretation")
+    if samples != (3 if photometric in _COLOUR else 1):
+        raise _invalid(f"DICOM {photometric} image cannot have {samples} samples per pixel")
+    allocated = _int_attribute(ds, "BitsAllocated")
+    stored = _int_attribute(ds, "BitsStored", default=allocated)
+    supported = (1, 8, 16, 32) if photometric in _GREY else (8, 16)
+    if allocated not in supported or not 0 < stored <= allocated:
+        detail = f"DICOM {photometric} image with {stored} of {allocated} bits is not supported"
+        raise _unsupported(detail, "dicom-bits")
+    return photometric, stored
+
+
+def _check_decoder(syntax: UID) -> None:
+    try:
+        available = get_decoder(syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        detail = f"DICOM transfer syntax {syntax.name[:64]} has no installed decoder"
+        raise _unsupported(detail, "transfer-syntax")
 
 
 def _voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, float, float]:
@@ -85,26 +135,26 @@ def _voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, float, float]:
 def _grey(stored: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
     values, low, high = _voi(apply_modality_lut(stored, ds), ds)
     if high <= low:
-        return np.zeros(stored.shape, dtype=np.float64)
+        return np.zeros(stored.shape)
     unit = np.clip((values - low) / (high - low), 0.0, 1.0)
     return 1.0 - unit if photometric == "MONOCHROME1" else unit
 
 
 def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) -> DecodedImage:
-    """Decode one frame of a DICOM file to float pixels in 0..1.
+    """Decode one frame of a DICOM file to float32 pixels in 0..1.
 
-    Greyscale frames go through the modality LUT (or rescale), then the first
-    VOI LUT or window when the file has one, else the frame's own min..max;
-    MONOCHROME1 is inverted so that bright always means high. Palette colour
-    is expanded through its LUT; RGB and YBR frames are returned as RGB scaled
-    by *Bits Stored*.
+    Greyscale goes through the modality LUT (or rescale), then the first VOI
+    LUT or window when the file has one, else the frame's own min..max;
+    MONOCHROME1 is inverted so that high always means bright. Palette colour
+    is expanded through its LUT; RGB and YBR come back as RGB scaled by
+    *Bits Stored*.
 
     Parameters
     ----------
     data : bytes
         The file, with or without the 128-byte preamble and ``DICM``.
     limits : LimitsSettings
-        Rows and Columns are checked against these before any pixel is decoded.
+        *Rows* and *Columns* are checked against these before any pixel is decoded.
     frame : int, optional
         0-based frame of a multi-frame file; ``None`` takes the middle one
         (``frames // 2``). Only this frame is decoded.
@@ -112,95 +162,39 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
     Returns
     -------
     DecodedImage
-        float32 pixels of shape (rows, columns, 1 or 3), with the frame used,
-        the number of frames and the *Modality*.
+        Pixels of shape (rows, columns, 1 or 3), the frame used, the number of
+        frames and the *Modality*.
 
     Raises
     ------
     InvalidInput
-        The file is not readable DICOM, has no or truncated pixel data, breaks
-        the size limits (rule ``range``), or ``frame`` is out of range.
+        Not readable DICOM, no or truncated pixel data, sides outside
+        ``limits`` (rule ``range``), or ``frame`` out of range (field ``frame``).
     UnsupportedMediaType
         No installed decoder for the transfer syntax, or an unsupported
         photometric interpretation, samples per pixel or bit depth.
     """
-    with _translated("file is not a readable DICOM dataset"):
-        ds = dcmread(io.BytesIO(data), force=True)  # force: accept files without preamble
-        syntax = ds.file_meta.get("TransferSyntaxUID")
-        has_pixels = "PixelData" in ds
-    if not syntax:
-        # NOTE: with force=True pydicom "reads" any bytes; junk has neither file meta nor pixels.
-        if not has_pixels or ds.original_encoding not in _NATIVE:
-            raise InvalidInput("file is not a readable DICOM dataset", field="file", rule="dicom")
-        syntax = ds.file_meta.TransferSyntaxUID = _NATIVE[ds.original_encoding]
-    if not has_pixels:
-        # NOTE: pydicom drops an encapsulated Pixel Data element cut short by end of file.
-        raise InvalidInput(
-            "DICOM file has no Pixel Data element, or it is truncated",
-            field="file",
-            rule="dicom-pixel-data",
-        )
-
-    rows, columns = _int_attribute(ds, "Rows"), _int_attribute(ds, "Columns")
+    ds, syntax = _read(data)
+    columns, rows = _int_attribute(ds, "Columns"), _int_attribute(ds, "Rows")
     check_dimensions(columns, rows, limits, field="file")
-    samples = _int_attribute(ds, "SamplesPerPixel", default=1)
-    if samples not in (1, 3):
-        raise UnsupportedMediaType(
-            f"DICOM samples per pixel {samples} is not 1 or 3", field="file", rule="dicom-samples"
-        )
-    with _translated("DICOM attribute PhotometricInterpretation is malformed"):
-        photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    kind = "grey" if photometric in _GREY else "colour"
-    if photometric not in (*_GREY, _PALETTE, *_COLOUR):
-        raise UnsupportedMediaType(
-            f"DICOM photometric interpretation {photometric[:32]!r} is not supported",
-            field="file",
-            rule="photometric-interpretation",
-        )
-    if samples != (3 if photometric in _COLOUR else 1):
-        raise InvalidInput(
-            f"DICOM {photometric} image cannot have {samples} samples per pixel",
-            field="file",
-            rule="dicom",
-        )
-    bits_allocated = _int_attribute(ds, "BitsAllocated")
-    bits_stored = _int_attribute(ds, "BitsStored", default=bits_allocated)
-    if bits_allocated not in _BITS_ALLOCATED[kind] or not 0 < bits_stored <= bits_allocated:
-        raise UnsupportedMediaType(
-            f"DICOM {photometric} image with {bits_stored} of {bits_allocated} bits "
-            "is not supported",
-            field="file",
-            rule="dicom-bits",
-        )
-
+    photometric, bits_stored = _check_pixel_format(ds)
     frames = max(_int_attribute(ds, "NumberOfFrames", default=1), 1)  # 0 means 1 to pydicom
     index = frames // 2 if frame is None else frame
     if not 0 <= index < frames:
         raise InvalidInput(f"frame {frame} is outside 0..{frames - 1}", field="frame", rule="range")
+    _check_decoder(syntax)
 
-    try:
-        available = get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        raise UnsupportedMediaType(
-            f"DICOM transfer syntax {syntax.name[:64]} has no installed decoder",
-            field="file",
-            rule="transfer-syntax",
-        )
-
-    with _translated("DICOM pixel data is truncated"):
+    with _translated("DICOM pixel data is corrupt or truncated"):
         truncated = not syntax.is_encapsulated and len(ds.PixelData) < get_expected_length(ds)
-    if truncated:
-        raise InvalidInput("DICOM pixel data is truncated", field="file", rule="dicom")
-    with _translated("DICOM pixel data is corrupt or truncated and cannot be decoded"):
+        if truncated:
+            raise _invalid("DICOM pixel data is truncated")
         stored = pixel_array(ds, index=index, as_rgb=True)
 
     with _translated("DICOM LUT, window or rescale attributes are invalid"):
         if photometric == _PALETTE:
             rgb = apply_color_lut(stored, ds)[..., :3]  # drop an alpha LUT
             pixels = rgb / np.iinfo(rgb.dtype).max
-        elif samples == 3:
+        elif photometric in _COLOUR:
             pixels = np.clip(stored / (2**bits_stored - 1), 0.0, 1.0)
         else:
             pixels = _grey(stored, ds, photometric)[..., np.newaxis]

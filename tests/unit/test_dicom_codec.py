@@ -12,6 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, pixel_array
+from pydicom.sequence import Sequence
 
 from serve_app.codecs.dicom import decode_dicom
 from serve_app.codecs.types import ImageFormat
@@ -94,11 +95,18 @@ def test_ct_normalisation_follows_hounsfield_order() -> None:
 
 
 def test_mr_uses_its_window() -> None:
+    ds = dataset("MR_small.dcm")
+    assert (ds.WindowCenter, ds.WindowWidth) == (600, 1600)
+    stored = pixel_array(ds).astype(float)
+    # DICOM PS3.3 C.11.2.1.2.1 LINEAR window, scaled to 0..1.
+    expected = np.clip((stored - (600 - 0.5)) / (1600 - 1) + 0.5, 0.0, 1.0)
+
     pixels = mr_small_result()
 
     assert pixels.shape == (64, 64, 1)
     assert pixels.dtype == np.float32
-    assert 0.0 <= pixels.min() < pixels.max() <= 1.0
+    np.testing.assert_allclose(pixels[..., 0], expected, atol=1e-6)
+    assert pixels.max() == 1.0 and pixels.min() > 0.0
 
 
 @pytest.mark.parametrize("name", MR_SAME_PIXELS)
@@ -164,6 +172,48 @@ def test_first_of_several_windows_is_used() -> None:
     first_of_two, _ = window_ct([40, 3000], [400, 10])
 
     np.testing.assert_array_equal(first_of_two, first_only)
+
+
+def test_sigmoid_window_is_half_at_its_center() -> None:
+    ds = dataset("CT_small.dcm")
+    hounsfield = apply_modality_lut(pixel_array(ds), ds)
+    center = float(np.percentile(hounsfield, 50, method="nearest"))
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = center, 200, "SIGMOID"
+
+    pixels = decode_dicom(to_bytes(ds), LIMITS).pixels[..., 0]
+
+    assert pixels.min() >= 0.0 and pixels.max() <= 1.0
+    np.testing.assert_allclose(pixels[hounsfield == center], 0.5, atol=1e-6)
+    order = np.argsort(hounsfield, axis=None)
+    assert np.all(np.diff(pixels.ravel()[order]) >= 0)
+
+
+def test_voi_lut_is_preferred_and_scaled_by_the_bits_it_uses() -> None:
+    ds = dataset("MR_small.dcm")  # also has a window, which the LUT overrides
+    stored = pixel_array(ds)
+    low, high = int(stored.min()), int(stored.max())
+    # A 12-bit ramp in a LUT whose descriptor declares 16 bits, as many scanners write.
+    item = Dataset()
+    item.add_new("LUTDescriptor", "US", [high - low + 1, low, 16])
+    ramp = np.rint(np.linspace(0, 4095, high - low + 1)).astype("<u2")
+    item.add_new("LUTData", "OW", ramp.tobytes())
+    ds.VOILUTSequence = Sequence([item])
+
+    pixels = decode_dicom(to_bytes(ds), LIMITS).pixels[..., 0]
+
+    np.testing.assert_allclose(pixels, (stored - low) / (high - low), atol=1 / 4095)
+    assert (pixels.min(), pixels.max()) == (0.0, 1.0)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about the bad input
+def test_zero_number_of_frames_means_one() -> None:
+    ds = dataset("MR_small.dcm")
+    ds.NumberOfFrames = 0
+
+    image = decode_dicom(to_bytes(ds), LIMITS)
+
+    assert (image.frame, image.frames) == (0, 1)
+    np.testing.assert_array_equal(image.pixels, mr_small_result())
 
 
 def test_constant_image_maps_to_zero() -> None:
@@ -295,6 +345,7 @@ def test_single_frame_rejects_any_other_frame() -> None:
     assert raised.value.field == "frame"
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about the bad input
 def test_malformed_number_of_frames_is_invalid_input() -> None:
     ds = dataset("MR_small.dcm")
     ds.NumberOfFrames = 7
@@ -369,6 +420,7 @@ def test_truncated_native_pixel_data_is_invalid_input() -> None:
     assert (raised.value.field, raised.value.rule) == ("file", "dicom")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about the bad input
 @pytest.mark.parametrize(
     "name", ["MR_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPGExtended.dcm"]
 )

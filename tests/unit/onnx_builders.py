@@ -1,0 +1,112 @@
+"""Tiny real ONNX models for unit tests, built with ``onnx.helper``.
+
+NOTE: onnx 1.23 writes IR version 14 by default, which onnxruntime 1.31 cannot
+read; every builder here pins IR 10 and opset 17 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+IR_VERSION = 10
+OPSET = 17
+
+Dim = int | str | None
+
+
+def model_bytes(
+    graph: onnx.GraphProto,
+    metadata: Mapping[str, str] | None = None,
+    ir_version: int = IR_VERSION,
+) -> bytes:
+    """Wrap a graph in a model with the given ``metadata_props`` and serialise it."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = ir_version
+    helper.set_model_props(model, dict(metadata or {}))
+    return model.SerializeToString()
+
+
+def metadata_props(
+    labels: Sequence[str] | None, metadata: Mapping[str, object] | None
+) -> dict[str, str]:
+    """``medai.labels`` from ``labels``; other values JSON-encoded unless already strings."""
+    props = {} if labels is None else {"medai.labels": json.dumps(list(labels))}
+    for key, value in (metadata or {}).items():
+        props[key] = value if isinstance(value, str) else json.dumps(value)
+    return props
+
+
+def tiny_classifier(
+    input_shape: Sequence[Dim],
+    layout: str = "NCHW",
+    labels: Sequence[str] | None = ("negative", "positive"),
+    metadata: Mapping[str, object] | None = None,
+    ir_version: int = IR_VERSION,
+    outputs: int | None = None,
+    input_type: int = TensorProto.FLOAT,
+) -> bytes:
+    """Image classifier: mean over the spatial axes, MatMul to ``outputs`` classes, Softmax.
+
+    ``outputs`` defaults to the number of labels. ``layout`` only picks which
+    axes are spatial; the model's metadata says nothing about it unless asked.
+    The weights differ per channel and class, so distinct images give distinct rows.
+    """
+    classes = len(labels or ("negative", "positive")) if outputs is None else outputs
+    channel_axis = 1 if layout == "NCHW" else 3
+    channels = input_shape[channel_axis]
+    assert isinstance(channels, int), "the channel axis must be fixed"
+    spatial = [2, 3] if layout == "NCHW" else [1, 2]
+    weights = np.arange(1, channels * classes + 1, dtype=np.float32).reshape(channels, classes)
+
+    nodes = []
+    source = "image"
+    if input_type != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT))
+        source = "image_f"
+    nodes += [
+        helper.make_node("ReduceMean", [source], ["pooled"], axes=spatial, keepdims=0),
+        helper.make_node("MatMul", ["pooled", "weights"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_classifier",
+        [helper.make_tensor_value_info("image", input_type, list(input_shape))],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [input_shape[0], None])],
+        initializer=[numpy_helper.from_array(weights, "weights")],
+    )
+    return model_bytes(graph, metadata_props(labels, metadata), ir_version)
+
+
+def two_input_model() -> bytes:
+    """Two 4-D image inputs added together: not a single-image model."""
+    shape = [1, 3, 64, 64]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "b"], ["sum"]),
+            helper.make_node("ReduceMean", ["sum"], ["probabilities"], axes=[2, 3], keepdims=0),
+        ],
+        "two_inputs",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, shape),
+        ],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])],
+    )
+    return model_bytes(graph)
+
+
+def three_d_input_model() -> bytes:
+    """A (N, H, W) input with no channel axis."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2], keepdims=0)],
+        "three_d",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 64, 64])],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 64])],
+    )
+    return model_bytes(graph)
