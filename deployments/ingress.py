@@ -36,7 +36,9 @@ class ServeBackend:
         self.by_reference = preprocessor.options(_by_reference=True)
 
     async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction:
-        handle = self.by_reference if payload_bytes(image) > LARGE_PAYLOAD_BYTES else self.preprocessor
+        handle = (
+            self.by_reference if payload_bytes(image) > LARGE_PAYLOAD_BYTES else self.preprocessor
+        )
         try:
             outcome = await handle.infer.remote(image, model)
         except (BackPressureError, DeploymentUnavailableError):

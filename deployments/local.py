@@ -22,8 +22,9 @@ from serve_app.settings import REPO_ROOT
 CONFIG_PATH = REPO_ROOT / "serve_config.yaml"
 
 
-def load_config(path: Path = CONFIG_PATH, port: int | None = None,
-                args: dict[str, Any] | None = None) -> ServeDeploySchema:
+def load_config(
+    path: Path = CONFIG_PATH, port: int | None = None, args: dict[str, Any] | None = None
+) -> ServeDeploySchema:
     raw = yaml.safe_load(path.read_text())
     if port is not None:
         raw["http_options"]["port"] = port
@@ -33,12 +34,17 @@ def load_config(path: Path = CONFIG_PATH, port: int | None = None,
 
 
 def deploy(config: ServeDeploySchema, num_cpus: int = 2, ready_timeout_s: float = 180) -> str:
-    """Start Ray (if needed), deploy every application, wait for ``/readyz``; return the base URL."""
+    """Start Ray if needed, deploy every application, wait for ``/readyz``; return the base URL."""
     if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, namespace=SERVE_NAMESPACE, include_dashboard=False,
-                 log_to_driver=False)
-    client = serve_private.serve_start(http_options=config.http_options.model_dump(),
-                                       proxy_location=config.proxy_location)
+        ray.init(
+            num_cpus=num_cpus,
+            namespace=SERVE_NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    client = serve_private.serve_start(
+        http_options=config.http_options.model_dump(), proxy_location=config.proxy_location
+    )
     client.deploy_apps(config, _blocking=False)
     base_url = f"http://127.0.0.1:{config.http_options.port}"
     deadline = time.monotonic() + ready_timeout_s

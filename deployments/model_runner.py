@@ -59,8 +59,11 @@ class ModelRunner:
 
     def stats(self) -> dict[str, int]:
         """Batching counters of this replica, for operators and tests."""
-        return {"batches": self.batches, "requests": self.requests,
-                "largest_batch": self.largest_batch}
+        return {
+            "batches": self.batches,
+            "requests": self.requests,
+            "largest_batch": self.largest_batch,
+        }
 
     def check_health(self) -> None:
         if not self.lifecycle.ready:

@@ -55,4 +55,4 @@ class Preprocessor:
 
         names = list(self.runners)
         states = await asyncio.gather(*(state(self.runners[n]) for n in names))
-        return dict(zip(names, states))
+        return dict(zip(names, states, strict=True))

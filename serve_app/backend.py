@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.pipeline import Prediction, Pipeline
+from serve_app.pipeline import Pipeline, Prediction
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.store import ModelStore
 from serve_app.runtime.onnx_model import OnnxModel

@@ -32,8 +32,10 @@ def build_demo_models(settings: Settings, include_on_demand: bool = False) -> li
 def cmd_build_demo(args: argparse.Namespace) -> int:
     settings = Settings()
     built = build_demo_models(settings, include_on_demand=args.bench)
-    print(f"built {', '.join(built)}" if built else "demo models already present",
-          f"in {settings.model_store}")
+    print(
+        f"built {', '.join(built)}" if built else "demo models already present",
+        f"in {settings.model_store}",
+    )
     return 0
 
 
@@ -43,10 +45,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.high_throughput:
         env |= {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    print(f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
-          "(ready when GET /readyz answers 200). Try:\n"
-          "  curl -s http://127.0.0.1:8000/readyz\n"
-          "  curl -s -F file=@image.png http://127.0.0.1:8000/infer/file", flush=True)
+    print(
+        f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
+        "(ready when GET /readyz answers 200). Try:\n"
+        "  curl -s http://127.0.0.1:8000/readyz\n"
+        "  curl -s -F file=@image.png http://127.0.0.1:8000/infer/file",
+        flush=True,
+    )
     serve = Path(sys.executable).with_name("serve")
     os.execve(serve, [str(serve), "run", str(args.config)], env)
     return 0  # not reached
@@ -56,16 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medai", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    models = sub.add_parser("models", help="model store").add_subparsers(dest="action",
-                                                                          required=True)
+    models = sub.add_parser("models", help="model store").add_subparsers(
+        dest="action", required=True
+    )
     build = models.add_parser("build-demo", help="build the demo models into the store")
     build.add_argument("--bench", action="store_true", help="also the ResNet-50 benchmark model")
     build.set_defaults(func=cmd_build_demo)
 
     serve = sub.add_parser("serve", help="build demo models if absent, then `serve run` locally")
     serve.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
-    serve.add_argument("--high-throughput", action=argparse.BooleanOptionalAction, default=True,
-                       help="Ray Serve's HAProxy + throughput-optimized mode (default on)")
+    serve.add_argument(
+        "--high-throughput",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Ray Serve's HAProxy + throughput-optimized mode (default on)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)

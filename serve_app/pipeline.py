@@ -47,12 +47,16 @@ class Pipeline:
         if spec is None:
             raise NotFound(f"model {name} is not served", field="model", rule="served")
         if version and version != spec.version:
-            raise NotFound(f"model {name}:{version} is not served ({name} serves {spec.version})",
-                           field="model", rule="served")
+            raise NotFound(
+                f"model {name}:{version} is not served ({name} serves {spec.version})",
+                field="model",
+                rule="served",
+            )
         return spec
 
-    def preprocess(self, image: DecodedImage | EncodedImage, spec: ModelSpec
-                   ) -> tuple[np.ndarray, DecodedImage]:
+    def preprocess(
+        self, image: DecodedImage | EncodedImage, spec: ModelSpec
+    ) -> tuple[np.ndarray, DecodedImage]:
         decoded = decode(image, self.settings.limits) if isinstance(image, EncodedImage) else image
         return prepare(decoded, spec), decoded
 

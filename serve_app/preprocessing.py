@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from serve_app.codecs.dtypes import unit_range
+from serve_app.codecs.dtypes import VALUE_RANGES, unit_range
 from serve_app.codecs.types import DecodedImage
 from serve_app.registry.spec import Layout, ModelSpec
 
@@ -22,6 +22,9 @@ def prepare(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
     pixels = match_channels(unit_range(image.pixels), spec.channels)
     pixels = resize(pixels, spec.height, spec.width)
     pixels = normalize(pixels, spec.metadata.mean, spec.metadata.std)
+    if spec.dtype.kind in "iu":  # integer-input models take pixels in their dtype's range
+        low, high = VALUE_RANGES.get(spec.dtype, (0.0, float(np.iinfo(spec.dtype).max)))
+        pixels = np.rint(np.clip(pixels, 0, 1) * (high - low) + low)
     if spec.layout is Layout.NCHW:
         pixels = pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(pixels[np.newaxis], dtype=spec.dtype)
@@ -40,8 +43,11 @@ def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     if pixels.shape[:2] == (height, width):
         return pixels
     planes = [
-        np.asarray(Image.fromarray(pixels[:, :, c], mode="F").resize((width, height),
-                                                                     Image.Resampling.BILINEAR))
+        np.asarray(
+            Image.fromarray(pixels[:, :, c], mode="F").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+        )
         for c in range(pixels.shape[2])
     ]
     return np.stack(planes, axis=2)

@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class LimitsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_body_bytes: int = 50 * 1024 * 1024
     """Largest request body accepted, in bytes (413 beyond)."""
     min_side: int = 64
@@ -29,6 +31,8 @@ class LimitsSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` uses CUDA when the replica was given a GPU, the CPU otherwise."""
     intra_op_threads: int = 0
@@ -39,6 +43,8 @@ class RuntimeSettings(BaseModel):
 
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     version: str | None = None

@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def pixels(seed: int, height: int = 256, width: int = 256, channels: int = 1,
-           dtype: str = "uint8") -> np.ndarray:
+def pixels(
+    seed: int, height: int = 256, width: int = 256, channels: int = 1, dtype: str = "uint8"
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if dtype.startswith("float"):
         return rng.random((height, width, channels)).astype(dtype)
@@ -20,8 +21,14 @@ def pixels(seed: int, height: int = 256, width: int = 256, channels: int = 1,
 
 def infer_body(image: np.ndarray, **extra: Any) -> dict[str, Any]:
     h, w, c = image.shape
-    return {"data": image.ravel().tolist(), "width": w, "height": h, "channels": c,
-            "dtype": str(image.dtype), **extra}
+    return {
+        "data": image.ravel().tolist(),
+        "width": w,
+        "height": h,
+        "channels": c,
+        "dtype": str(image.dtype),
+        **extra,
+    }
 
 
 def encode(image: np.ndarray, fmt: str, **options: Any) -> bytes:

@@ -25,8 +25,11 @@ def _session(store_root: Path, name: str) -> tuple[ort.InferenceSession, object]
 def direct_outputs(store_root: Path, model: str, image: np.ndarray | EncodedImage) -> np.ndarray:
     """The model's output row for one image, via a fresh ONNX Runtime session."""
     session, spec = _session(store_root, model)
-    decoded = (decode(image, LimitsSettings()) if isinstance(image, EncodedImage)
-               else DecodedImage(pixels=image, format=ImageFormat.PIXELS))
+    decoded = (
+        decode(image, LimitsSettings())
+        if isinstance(image, EncodedImage)
+        else DecodedImage(pixels=image, format=ImageFormat.PIXELS)
+    )
     tensor = prepare(decoded, spec)
     (out,) = session.run([spec.output_name], {spec.input_name: tensor})
     return out[0]

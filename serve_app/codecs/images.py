@@ -32,13 +32,21 @@ def decode_image(data: bytes, fmt: ImageFormat, limits: LimitsSettings) -> Decod
             image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
             check_dimensions(image.width, image.height, limits, field="file")
             image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise InvalidInput(f"file is not a readable {fmt.value.upper()} image: {exc.__class__.__name__}",
-                           field="file", rule=fmt.value) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # NOTE: Pillow checks for bombs inside Image.open, before check_dimensions can run.
+        raise InvalidInput(
+            f"image is larger than {limits.max_side}x{limits.max_side} pixels",
+            field="file",
+            rule="range",
+        ) from None
+    except UnidentifiedImageError:
+        raise InvalidInput(
+            f"file is not a readable {fmt.value.upper()} image", field="file", rule=fmt.value
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInput(f"{fmt.value.upper()} data is truncated or corrupt",
-                           field="file", rule=fmt.value) from exc
+        raise InvalidInput(
+            f"{fmt.value.upper()} data is truncated or corrupt", field="file", rule=fmt.value
+        ) from exc
     return DecodedImage(pixels=_to_array(image), format=fmt)
 
 
@@ -46,8 +54,9 @@ def _to_array(image: Image.Image) -> np.ndarray:
     if image.mode in WIDE_GREY_MODES:
         wide = np.asarray(image).astype(np.int64)
         if wide.min() < 0 or wide.max() > 65535:
-            raise UnsupportedMediaType("only 8 and 16 bit images are supported",
-                                       field="file", rule="bit-depth")
+            raise UnsupportedMediaType(
+                "only 8 and 16 bit images are supported", field="file", rule="bit-depth"
+            )
         return wide.astype(np.uint16)[:, :, np.newaxis]
     pixels = np.asarray(image.convert("L" if image.mode in GREY_MODES else "RGB"))
     return pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels

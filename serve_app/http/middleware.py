@@ -20,8 +20,9 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes", field="body",
-                               rule="max-size")
+        return PayloadTooLarge(
+            f"request body exceeds {self.max_bytes} bytes", field="body", rule="max-size"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

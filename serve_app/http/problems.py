@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,10 +18,14 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(error: MedAIError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if error.status in (HTTPStatus.SERVICE_UNAVAILABLE,
-                                                       HTTPStatus.TOO_MANY_REQUESTS) else None
-    return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM_JSON,
-                        headers=headers)
+    headers = (
+        {"Retry-After": "1"}
+        if error.status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS)
+        else None
+    )
+    return JSONResponse(
+        error.to_problem(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def validation_problem(exc: RequestValidationError) -> MedAIError:
@@ -34,11 +39,13 @@ def validation_problem(exc: RequestValidationError) -> MedAIError:
         for e in exc.errors()
     ]
     first = errors[0]
-    if first["rule"] == "json_invalid" or (first["rule"] == "model_attributes_type"
-                                           and first["field"] == "body"):
+    if first["rule"] == "json_invalid" or (
+        first["rule"] == "model_attributes_type" and first["field"] == "body"
+    ):
         return MalformedRequest("body is not a valid JSON object", field="body", rule="json")
-    return InvalidInput(f"{first['field']}: {first['message']}", first["field"], first["rule"],
-                        errors)
+    return InvalidInput(
+        f"{first['field']}: {first['message']}", first["field"], first["rule"], errors
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -53,10 +60,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = HTTPStatus(exc.status_code)
-        problem = {"type": PROBLEM_BASE + "http-" + str(status.value), "title": status.phrase,
-                   "status": status.value, "detail": str(exc.detail)}
-        return JSONResponse(problem, status_code=status.value, media_type=PROBLEM_JSON,
-                            headers=getattr(exc, "headers", None))
+        problem = {
+            "type": PROBLEM_BASE + "http-" + str(status.value),
+            "title": status.phrase,
+            "status": status.value,
+            "detail": str(exc.detail),
+        }
+        return JSONResponse(
+            problem,
+            status_code=status.value,
+            media_type=PROBLEM_JSON,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -72,8 +72,9 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
         except MedAIError as exc:
             return problem_response(exc)
         if states.get(settings.default_model) is not ModelState.READY:
-            return problem_response(ServiceUnavailable(
-                f"default model {settings.default_model} is not ready"))
+            return problem_response(
+                ServiceUnavailable(f"default model {settings.default_model} is not ready")
+            )
         return Readiness(ready=True, models={k: v.value for k, v in states.items()})
 
     @router.post("/infer", tags=["inference"], response_model=InferResponse, responses=ERRORS)
@@ -82,13 +83,17 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
         started = time.perf_counter()
         return to_response(await backend.infer(pixels_image(body), body.model), started)
 
-    @router.post("/infer/batch", tags=["inference"], response_model=BatchInferResponse,
-                 responses=ERRORS)
+    @router.post(
+        "/infer/batch", tags=["inference"], response_model=BatchInferResponse, responses=ERRORS
+    )
     async def infer_batch(body: BatchInferRequest) -> BatchInferResponse:
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
         if len(body.images) > limits.max_batch_images:
-            raise InvalidInput(f"at most {limits.max_batch_images} images per batch",
-                               field="images", rule="max-items")
+            raise InvalidInput(
+                f"at most {limits.max_batch_images} images per batch",
+                field="images",
+                rule="max-items",
+            )
         started = time.perf_counter()
 
         async def one(index: int, image: InferRequest) -> BatchItem:
@@ -100,12 +105,16 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
 
         items = await asyncio.gather(*(one(i, img) for i, img in enumerate(body.images)))
         ok = sum(item.result is not None for item in items)
-        return BatchInferResponse(batch_id=str(uuid.uuid4()), total_images=len(items),
-                                  successful=ok, failed=len(items) - ok,
-                                  priority=body.priority, results=items)
+        return BatchInferResponse(
+            batch_id=str(uuid.uuid4()),
+            total_images=len(items),
+            successful=ok,
+            failed=len(items) - ok,
+            priority=body.priority,
+            results=items,
+        )
 
-    @router.post("/infer/file", tags=["inference"], response_model=InferResponse,
-                 responses=ERRORS)
+    @router.post("/infer/file", tags=["inference"], response_model=InferResponse, responses=ERRORS)
     async def infer_file(
         file: Annotated[UploadFile, File(description="PNG, JPEG or DICOM, detected by content.")],
         patient_id: Annotated[str | None, Form(min_length=1, max_length=128)] = None,

@@ -18,6 +18,8 @@ from serve_app.codecs.dtypes import ONNX_TENSOR_TYPES
 from serve_app.errors import InvalidInput
 
 METADATA_PREFIX = "medai."
+STRING_METADATA = {"description", "clinical_domain"}
+"""Free text: never JSON-decoded, so "42" or "null" stay what they say."""
 
 
 class Layout(str, Enum):
@@ -30,7 +32,8 @@ class ModelMetadata(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    labels: list[str] = Field(default_factory=lambda: ["negative", "positive"])
+    labels: list[str] = Field(default_factory=lambda: ["negative", "positive"], min_length=2)
+    """Class names, one per output; at least two (a single-output model cannot say no)."""
     positive_index: int | None = None
     threshold: float = Field(0.85, ge=0.0, le=1.0)
     mean: list[float] | None = None
@@ -89,7 +92,7 @@ def parse_metadata(props: dict[str, str]) -> ModelMetadata:
         if key.startswith(METADATA_PREFIX):
             name = key.removeprefix(METADATA_PREFIX)
             try:
-                raw[name] = json.loads(value)
+                raw[name] = value if name in STRING_METADATA else json.loads(value)
             except json.JSONDecodeError:
                 raw[name] = value  # plain strings need no JSON quoting
     try:
@@ -97,8 +100,9 @@ def parse_metadata(props: dict[str, str]) -> ModelMetadata:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = METADATA_PREFIX + ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"model metadata {field}: {first['msg']}", field="file",
-                           rule="model-metadata") from None
+        raise InvalidInput(
+            f"model metadata {field}: {first['msg']}", field="file", rule="model-metadata"
+        ) from None
 
 
 def infer_layout(shape: list[int | None], declared: Layout | None) -> Layout:
@@ -109,8 +113,11 @@ def infer_layout(shape: list[int | None], declared: Layout | None) -> Layout:
         return Layout.NCHW
     if shape[3] in (1, 3):
         return Layout.NHWC
-    raise InvalidInput(f"cannot tell the layout of input shape {shape}: no 1 or 3 channel axis",
-                       field="file", rule="model-input")
+    raise InvalidInput(
+        f"cannot tell the layout of input shape {shape}: no 1 or 3 channel axis",
+        field="file",
+        rule="model-input",
+    )
 
 
 def dims(shape: list[int | str | None]) -> list[int | None]:
@@ -122,5 +129,6 @@ def numpy_dtype(onnx_type: str) -> np.dtype:
     try:
         return ONNX_TENSOR_TYPES[onnx_type]
     except KeyError:
-        raise InvalidInput(f"model input type {onnx_type} is not supported", field="file",
-                           rule="model-input") from None
+        raise InvalidInput(
+            f"model input type {onnx_type} is not supported", field="file", rule="model-input"
+        ) from None

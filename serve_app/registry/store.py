@@ -60,9 +60,14 @@ class ModelStore:
             raise ValueError("spec.sha256 does not match the data")
         self.blobs.mkdir(parents=True, exist_ok=True)
         path = self.blob_path(spec.sha256)
-        if not path.exists():
-            _atomic_write(path, data)
-        specs = [s for s in self.specs() if s.ref != spec.ref] + [spec]
+        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != spec.sha256:
+            _atomic_write(path, data)  # new, or repairing a damaged blob
+        specs = self.specs()
+        refs = [s.ref for s in specs]
+        if spec.ref in refs:  # keep its place: re-registering must not make it "newest"
+            specs[refs.index(spec.ref)] = spec
+        else:
+            specs.append(spec)
         catalog = {"models": [s.model_dump(mode="json") for s in specs]}
         _atomic_write(self.catalog_path, json.dumps(catalog, indent=2).encode())
         return spec

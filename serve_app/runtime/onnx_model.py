@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
-ort.set_default_logger_severity(3)  # NOTE: ORT's warnings (e.g. "CUDA absent") go to stderr, not our logs
+ort.set_default_logger_severity(
+    3
+)  # NOTE: ORT's warnings (e.g. "CUDA absent") go to stderr, not our logs
 
 
 def providers(runtime: RuntimeSettings, has_gpu: bool) -> list[str]:
@@ -58,8 +60,9 @@ def inspect_model(data: bytes, name: str, version: str) -> ModelSpec:
     session = open_session(data)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise InvalidInput("model must take exactly one 4-D image tensor", field="file",
-                           rule="model-input")
+        raise InvalidInput(
+            "model must take exactly one 4-D image tensor", field="file", rule="model-input"
+        )
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
     shape = dims(inputs[0].shape)
     layout = infer_layout(shape, metadata.layout)
@@ -77,20 +80,38 @@ def inspect_model(data: bytes, name: str, version: str) -> ModelSpec:
         metadata=metadata,
     )
     if any(d is None for d in shape[1:]):
-        raise InvalidInput(f"model input {spec.input_name} needs fixed channel, height and width "
-                           f"dimensions, got {shape}", field="file", rule="model-input")
+        raise InvalidInput(
+            f"model input {spec.input_name} needs fixed channel, height and width "
+            f"dimensions, got {shape}",
+            field="file",
+            rule="model-input",
+        )
+    for key, values in (("mean", metadata.mean), ("std", metadata.std)):
+        if values is not None and len(values) not in (1, spec.channels):
+            raise InvalidInput(
+                f"medai.{key} has {len(values)} values for {spec.channels} channels",
+                field="file",
+                rule="model-metadata",
+            )
     zero = np.zeros([d or 1 for d in shape], dtype=spec.dtype)
     try:
         (out,) = session.run([spec.output_name], {spec.input_name: zero})
     except Exception as exc:
-        raise InvalidInput(f"model failed on a zero input: {type(exc).__name__}", field="file",
-                           rule="model-run") from None
+        raise InvalidInput(
+            f"model failed on a zero input: {type(exc).__name__}", field="file", rule="model-run"
+        ) from None
     if out.ndim != 2 or out.shape[1] != len(metadata.labels):
-        raise InvalidInput(f"model output shape {list(out.shape)} does not match "
-                           f"{len(metadata.labels)} labels", field="file", rule="model-output")
+        raise InvalidInput(
+            f"model output shape {list(out.shape)} does not match {len(metadata.labels)} labels",
+            field="file",
+            rule="model-output",
+        )
     if metadata.positive_index is not None and not 0 <= metadata.positive_index < out.shape[1]:
-        raise InvalidInput(f"medai.positive_index {metadata.positive_index} is not an output index",
-                           field="file", rule="model-metadata")
+        raise InvalidInput(
+            f"medai.positive_index {metadata.positive_index} is not an output index",
+            field="file",
+            rule="model-metadata",
+        )
     return spec
 
 

@@ -43,8 +43,12 @@ def interpret(row: np.ndarray, meta: ModelMetadata) -> Interpretation:
         prediction = meta.labels[winner]
     else:
         confidence = float(probs.max())
-        prediction = meta.labels[int(probs.argmax())] if confidence > meta.threshold else INDETERMINATE
+        prediction = (
+            meta.labels[int(probs.argmax())] if confidence > meta.threshold else INDETERMINATE
+        )
     return Interpretation(
-        outputs=row.tolist(), confidence_score=confidence, prediction=prediction,
+        outputs=row.tolist(),
+        confidence_score=confidence,
+        prediction=prediction,
         threshold=meta.threshold,
     )

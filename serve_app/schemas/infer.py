@@ -21,7 +21,9 @@ class InferRequest(BaseModel):
     )
     patient_id: str | None = Field(None, min_length=1, max_length=128)
     model: str | None = Field(
-        None, pattern=MODEL_REF_PATTERN, description='"name" or "name:version"; default model if absent.'
+        None,
+        pattern=MODEL_REF_PATTERN,
+        description='"name" or "name:version"; default model if absent.',
     )
 
 

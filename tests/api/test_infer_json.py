@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -15,8 +14,9 @@ from tests.oracle import direct_outputs
 PROBLEM_JSON = "application/problem+json"
 
 
-def assert_problem(response: httpx.Response, status: int, field: str, rule: str | None = None
-                   ) -> None:
+def assert_problem(
+    response: httpx.Response, status: int, field: str, rule: str | None = None
+) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM_JSON
     problem = response.json()
@@ -43,8 +43,15 @@ def assert_still_serving(api: httpx.Client) -> None:
         (pixels(6, 224, 224, channels=1), "derm-demo:1.0.0"),
         (pixels(7, 256, 256, channels=3), None),
     ],
-    ids=["grey-uint8", "uint16-resized", "float32", "rgb", "rgb-float64-resized",
-         "grey-to-rgb-model", "rgb-to-default-grey-model"],
+    ids=[
+        "grey-uint8",
+        "uint16-resized",
+        "float32",
+        "rgb",
+        "rgb-float64-resized",
+        "grey-to-rgb-model",
+        "rgb-to-default-grey-model",
+    ],
 )
 def test_outputs_equal_direct_onnxruntime(api: httpx.Client, model_store, image, model) -> None:
     response = api.post("/infer", json=infer_body(image, model=model))
@@ -52,8 +59,9 @@ def test_outputs_equal_direct_onnxruntime(api: httpx.Client, model_store, image,
     result = response.json()
     name = (model or "chest-xray-demo").split(":")[0]
     assert result["model_name"] == name and result["model_version"] == "1.0.0"
-    np.testing.assert_allclose(result["outputs"], direct_outputs(model_store, name, image),
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        result["outputs"], direct_outputs(model_store, name, image), atol=1e-5, rtol=0
+    )
 
 
 def test_response_applies_the_models_decision_rule(api: httpx.Client) -> None:
@@ -100,23 +108,33 @@ RULES = [
     ("unknown-field", body(colour="red"), 422, "colour", "extra_forbidden"),
     ("model-unknown", body(model="no-such-model"), 404, "model", "served"),
     ("model-version-unknown", body(model="chest-xray-demo:9.9.9"), 404, "model", "served"),
-    ("model-path-traversal", body(model="../../etc/passwd"), 422, "model", "string_pattern_mismatch"),
+    (
+        "model-path-traversal",
+        body(model="../../etc/passwd"),
+        422,
+        "model",
+        "string_pattern_mismatch",
+    ),
     ("patient-id-empty", body(patient_id=""), 422, "patient_id", "string_too_short"),
     ("patient-id-too-long", body(patient_id="p" * 129), 422, "patient_id", "string_too_long"),
 ]
 
 
-@pytest.mark.parametrize(("name", "payload", "status", "field", "rule"), RULES,
-                         ids=[r[0] for r in RULES])
-def test_each_rule_is_a_problem_naming_field_and_rule(api: httpx.Client, name, payload, status,
-                                                      field, rule) -> None:
+@pytest.mark.parametrize(
+    ("name", "payload", "status", "field", "rule"), RULES, ids=[r[0] for r in RULES]
+)
+def test_each_rule_is_a_problem_naming_field_and_rule(
+    api: httpx.Client, name, payload, status, field, rule
+) -> None:
     assert_problem(api.post("/infer", json=payload), status, field, rule)
     assert_still_serving(api)
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_values_are_rejected(api: httpx.Client, token: str) -> None:
-    raw = '{"width": 64, "height": 64, "dtype": "float32", "data": [%s%s]}' % (token, ", 0" * 4095)
+    raw = '{{"width": 64, "height": 64, "dtype": "float32", "data": [{}{}]}}'.format(
+        token, ", 0" * 4095
+    )
     response = api.post("/infer", content=raw, headers={"content-type": "application/json"})
     assert response.status_code in (400, 422), response.text
     assert response.headers["content-type"] == PROBLEM_JSON
@@ -125,7 +143,8 @@ def test_non_finite_values_are_rejected(api: httpx.Client, token: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b"", b"[1, 2, 3]", b"null", b'"text"', b"{" * 5000 + b"}" * 5000],
+    "raw",
+    [b"{not json", b"", b"[1, 2, 3]", b"null", b'"text"', b"{" * 5000 + b"}" * 5000],
     ids=["broken", "empty", "array", "null", "string", "deeply-nested"],
 )
 def test_malformed_bodies_are_4xx(api: httpx.Client, raw: bytes) -> None:

@@ -33,10 +33,10 @@ def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_stor
     with ThreadPoolExecutor(32) as pool:
         outputs = list(pool.map(infer, images))
 
-    for image, served_outputs in zip(images, outputs):
-        np.testing.assert_allclose(served_outputs,
-                                   direct_outputs(model_store, "chest-xray-demo", image),
-                                   atol=1e-5, rtol=0)
+    for image, served_outputs in zip(images, outputs, strict=True):
+        np.testing.assert_allclose(
+            served_outputs, direct_outputs(model_store, "chest-xray-demo", image), atol=1e-5, rtol=0
+        )
     after = runner_stats("chest-xray-demo")
     assert after["requests"] - before["requests"] == 32
     assert after["batches"] - before["batches"] < 32, "no two requests shared a batch"
@@ -44,23 +44,27 @@ def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_stor
 
 
 def test_concurrent_files_for_two_models(served: str, model_store) -> None:
-    jobs = [(pixels(2000 + i, 128, 160, channels=3), "derm-demo" if i % 2 else "chest-xray-demo")
-            for i in range(16)]
+    jobs = [
+        (pixels(2000 + i, 128, 160, channels=3), "derm-demo" if i % 2 else "chest-xray-demo")
+        for i in range(16)
+    ]
 
     def infer(job: tuple[np.ndarray, str]) -> list[float]:
         image, model = job
         with httpx.Client(base_url=served, timeout=60) as client:
-            response = client.post("/infer/file", files={"file": ("x", encode(image, "PNG"))},
-                                   data={"model": model})
+            response = client.post(
+                "/infer/file", files={"file": ("x", encode(image, "PNG"))}, data={"model": model}
+            )
             assert response.status_code == 200, response.text
             assert response.json()["model_name"] == model
             return response.json()["outputs"]
 
     with ThreadPoolExecutor(16) as pool:
         outputs = list(pool.map(infer, jobs))
-    for (image, model), served_outputs in zip(jobs, outputs):
-        np.testing.assert_allclose(served_outputs, direct_outputs(model_store, model, image),
-                                   atol=1e-5, rtol=0)
+    for (image, model), served_outputs in zip(jobs, outputs, strict=True):
+        np.testing.assert_allclose(
+            served_outputs, direct_outputs(model_store, model, image), atol=1e-5, rtol=0
+        )
 
 
 def test_largest_image_passes_every_hop(served: str, model_store) -> None:
@@ -70,17 +74,20 @@ def test_largest_image_passes_every_hop(served: str, model_store) -> None:
     with httpx.Client(base_url=served, timeout=120) as client:
         response = client.post("/infer", json=body)
     assert response.status_code == 200, response.text
-    np.testing.assert_allclose(response.json()["outputs"],
-                               direct_outputs(model_store, "chest-xray-demo",
-                                              values.astype(np.float32)),
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        response.json()["outputs"],
+        direct_outputs(model_store, "chest-xray-demo", values.astype(np.float32)),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_oversized_body_is_413_and_serving_continues(served: str) -> None:
     body = b"0" * (50 * 1024 * 1024 + 1)
     with httpx.Client(base_url=served, timeout=120) as client:
-        response = client.post("/infer/file", content=body,
-                               headers={"content-type": "application/octet-stream"})
+        response = client.post(
+            "/infer/file", content=body, headers={"content-type": "application/octet-stream"}
+        )
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
         assert client.post("/infer", json=infer_body(pixels(1, 64, 64))).status_code == 200

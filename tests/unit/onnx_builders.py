@@ -77,7 +77,11 @@ def tiny_classifier(
         nodes,
         "tiny_classifier",
         [helper.make_tensor_value_info("image", input_type, list(input_shape))],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [input_shape[0], None])],
+        [
+            helper.make_tensor_value_info(
+                "probabilities", TensorProto.FLOAT, [input_shape[0], classes]
+            )
+        ],
         initializer=[numpy_helper.from_array(weights, "weights")],
     )
     return model_bytes(graph, metadata_props(labels, metadata), ir_version)

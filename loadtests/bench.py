@@ -1,0 +1,253 @@
+"""Raw ONNX Runtime throughput beside served throughput, in one run.
+
+    python -m loadtests.bench --model chest-xray-demo --servers naive,serve,serve-ht
+    python -m loadtests.bench --model resnet50-bench --concurrency 1,8 --duration 20
+
+For each server (``naive``: the same FastAPI app on one uvicorn process without
+Ray; ``serve``: Ray Serve default mode; ``serve-ht``: Ray Serve HAProxy +
+throughput-optimized mode) it starts the server in its own process tree,
+drives it with ``wrk`` (C, one thread, so the load generator takes little
+CPU), and prints req/s, p50/p99 and the ratio to raw ONNX Runtime, plus the
+peak resident memory of the server's processes. Needs ``wrk`` (``apt-get
+install wrk``). A script, not a test: figures vary with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import psutil
+import yaml
+
+from loadtests.payloads import BODIES, PATHS, image_for
+from serve_app.cli import build_demo_models
+from serve_app.codecs.types import DecodedImage, ImageFormat
+from serve_app.preprocessing import prepare
+from serve_app.registry.store import ModelStore
+from serve_app.settings import REPO_ROOT, Settings
+
+WRK_SCRIPT = """
+local f = assert(io.open("{body}", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = "{content_type}"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {{"requests": %d, "duration_us": %d, "errors": %d, '
+    .. '"non_2xx": %d, "p50_us": %d, "p99_us": %d}}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50),
+    latency:percentile(99)))
+end
+"""
+
+BENCH_MODEL_DEPLOYMENT = {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.25}}
+
+
+def raw_throughput(store: ModelStore, model: str, seconds: float) -> tuple[int, float]:
+    """Best images/s of one in-process ONNX Runtime session over batch sizes."""
+    spec = store.resolve(model)
+    session = ort.InferenceSession(store.read_verified(spec), providers=["CPUExecutionProvider"])
+    one = prepare(DecodedImage(image_for(spec), ImageFormat.PIXELS), spec)
+    best = (1, 0.0)
+    for batch in (1, 2, 4, 8, 16, 32) if spec.dynamic_batch else (1,):
+        tensor = np.repeat(one, batch, axis=0)
+        session.run(None, {spec.input_name: tensor})
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            session.run(None, {spec.input_name: tensor})
+            done += batch
+        rate = done / (time.perf_counter() - started)
+        print(f"  raw onnxruntime batch {batch:>2}: {rate:8.1f} img/s", flush=True)
+        best = max(best, (batch, rate), key=lambda b: b[1])
+    return best
+
+
+def serve_config(model: str, port: int, workdir: Path) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
+    config["http_options"]["port"] = port
+    app = config["applications"][0]
+    if model not in [m["name"] for m in app["args"]["models"]]:
+        app["args"]["models"].append(
+            {"name": model, "max_batch_size": 8, "batch_wait_timeout_s": 0.01}
+        )
+        app["deployments"].append({"name": f"model-{model}", **BENCH_MODEL_DEPLOYMENT})
+    path = workdir / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_server(kind: str, model: str, port: int, workdir: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    bin_dir = Path(sys.executable).parent
+    if kind == "naive":
+        env["MEDAI_MODELS"] = json.dumps([{"name": model}])
+        env["MEDAI_DEFAULT_MODEL"] = model
+        cmd = [
+            str(bin_dir / "uvicorn"),
+            "--factory",
+            "loadtests.naive_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    else:
+        if kind == "serve-ht":
+            env |= {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+        cmd = [str(bin_dir / "serve"), "run", str(serve_config(model, port, workdir))]
+    log = open(workdir / f"{kind}.log", "wb")  # noqa: SIM115 (lives as long as the server)
+    return subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_ready(base_url: str, server: subprocess.Popen, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}; see its log")
+        try:
+            if httpx.get(base_url + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{base_url} not ready in {timeout_s}s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGINT)  # `serve run` shuts Serve and its Ray instance down
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+class PeakRss(threading.Thread):
+    """Samples the summed RSS of a process tree until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peak, self.running = psutil.Process(pid), 0, True
+
+    def run(self) -> None:
+        while self.running:
+            total = 0
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(0.5)
+
+
+def wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="chest-xray-demo")
+    parser.add_argument("--endpoint", choices=sorted(BODIES), default="file")
+    parser.add_argument("--servers", default="naive,serve,serve-ht")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per concurrency")
+    parser.add_argument("--port", type=int, default=8600)
+    args = parser.parse_args()
+
+    settings = Settings()
+    build_demo_models(settings, include_on_demand=True)
+    store = ModelStore(settings.model_store)
+    spec = store.resolve(args.model)
+    print(
+        f"model {spec.ref}: input {spec.input_name} {spec.input_shape}; "
+        f"{os.cpu_count()} CPUs; endpoint {PATHS[args.endpoint]}",
+        flush=True,
+    )
+    best_batch, raw = raw_throughput(store, args.model, seconds=3)
+    print(f"raw onnxruntime best: {raw:.1f} img/s at batch {best_batch}\n", flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="medai-bench-"))
+    body, content_type = BODIES[args.endpoint](image_for(spec, seed=1), args.model)
+    (workdir / "body").write_bytes(body)
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT.format(body=workdir / "body", content_type=content_type))
+    url = f"http://127.0.0.1:{args.port}{PATHS[args.endpoint]}"
+
+    rows = []
+    for kind in args.servers.split(","):
+        server = start_server(kind, args.model, args.port, workdir)
+        try:
+            wait_ready(f"http://127.0.0.1:{args.port}", server)
+            rss = PeakRss(server.pid)
+            rss.start()
+            wrk(url, script, 8, 3)  # warm-up: batch queues, autoscaling, JIT caches
+            for c in [int(x) for x in args.concurrency.split(",")]:
+                r = wrk(url, script, c, args.duration)
+                rows.append((kind, c, r, rss.peak))
+                print(
+                    f"  {kind:9} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
+                    f"p50 {r['p50_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
+                    f"errors {r['errors'] + r['non_2xx']}",
+                    flush=True,
+                )
+            rss.running = False
+            rows[-1] = (*rows[-1][:3], rss.peak)
+        finally:
+            stop_server(server)
+
+    print(
+        f"\n{spec.ref} via {PATHS[args.endpoint]}, raw onnxruntime {raw:.1f} img/s "
+        f"(batch {best_batch}), {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'server':10} {'conc':>4} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'peak RSS MiB':>12}"
+    )
+    for kind, c, r, peak in rows:
+        print(
+            f"{kind:10} {c:>4} {r['rps']:8.1f} {r['rps'] / raw:6.2f} {r['p50_us'] / 1000:8.1f} "
+            f"{r['p99_us'] / 1000:8.1f} {r['errors'] + r['non_2xx']:>6} {peak / 2**20:12.0f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""The same FastAPI app on one uvicorn process with no Ray: the bare peer Serve is measured by.
+
+``uvicorn --factory loadtests.naive_app:app``; models come from ``MEDAI_*``.
+"""
+
+from fastapi import FastAPI
+
+from serve_app.backend import LocalBackend
+from serve_app.http.app import create_app
+from serve_app.settings import Settings
+
+
+def app() -> FastAPI:
+    settings = Settings()
+    return create_app(settings, LocalBackend(settings))

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import asyncio
+import io
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
+from serve_app.errors import InvalidInput, NotFound
+from serve_app.pipeline import Pipeline
+from serve_app.preprocessing import prepare
+from serve_app.registry.spec import ModelSpec
+from serve_app.runtime.onnx_model import inspect_model
+from serve_app.settings import LimitsSettings, Settings
+from tests.unit.onnx_builders import tiny_classifier
+
+CHEST = tiny_classifier(
+    [None, 1, 64, 64],
+    labels=["no_finding", "pneumonia"],
+    metadata={"medai.positive_index": 1, "medai.threshold": 0.6},
+)
+DERM = tiny_classifier([None, 96, 80, 3], layout="NHWC", labels=["benign", "melanoma", "nevus"])
+FILES = {"chest": CHEST, "derm": DERM}
+
+
+class DirectRunner:
+    """``call_model`` over real ONNX Runtime sessions; remembers what it was asked."""
+
+    def __init__(self, specs: dict[str, ModelSpec]) -> None:
+        self.specs = specs
+        self.sessions = {
+            name: ort.InferenceSession(FILES[name], providers=["CPUExecutionProvider"])
+            for name in specs
+        }
+        self.calls: list[tuple[str, tuple[int, ...]]] = []
+
+    async def __call__(self, name: str, tensor: np.ndarray) -> np.ndarray:
+        self.calls.append((name, tensor.shape))
+        spec = self.specs[name]
+        (out,) = self.sessions[name].run([spec.output_name], {spec.input_name: tensor})
+        return out
+
+
+@pytest.fixture
+def specs() -> dict[str, ModelSpec]:
+    return {"chest": inspect_model(CHEST, "chest", "1"), "derm": inspect_model(DERM, "derm", "4")}
+
+
+@pytest.fixture
+def runner(specs: dict[str, ModelSpec]) -> DirectRunner:
+    return DirectRunner(specs)
+
+
+@pytest.fixture
+def pipeline(specs: dict[str, ModelSpec], runner: DirectRunner) -> Pipeline:
+    settings = Settings(
+        models=[{"name": "chest"}, {"name": "derm"}],
+        default_model="chest",
+        limits=LimitsSettings(),
+    )
+    return Pipeline(settings, specs, runner)
+
+
+def grey(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (64, 64, 1), dtype=np.uint8)
+
+
+def test_resolve_default_model(pipeline: Pipeline) -> None:
+    assert pipeline.resolve(None).ref == "chest:1"
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"), [("derm", "derm:4"), ("derm:4", "derm:4"), ("chest:1", "chest:1")]
+)
+def test_resolve_by_name_or_name_and_version(pipeline: Pipeline, ref: str, expected: str) -> None:
+    assert pipeline.resolve(ref).ref == expected
+
+
+def test_resolve_wrong_version_is_not_found(pipeline: Pipeline) -> None:
+    with pytest.raises(NotFound) as info:
+        pipeline.resolve("derm:3")
+
+    assert (info.value.field, info.value.rule) == ("model", "served")
+    assert "derm serves 4" in info.value.detail
+
+
+@pytest.mark.parametrize("ref", ["absent", "absent:1", "chest-xray-demo"])
+def test_resolve_unknown_model_is_not_found(pipeline: Pipeline, ref: str) -> None:
+    with pytest.raises(NotFound) as info:
+        pipeline.resolve(ref)
+
+    assert (info.value.field, info.value.rule) == ("model", "served")
+
+
+def test_infer_default_model_on_pixels(
+    pipeline: Pipeline, runner: DirectRunner, specs: dict[str, ModelSpec]
+) -> None:
+    decoded = DecodedImage(pixels=grey(), format=ImageFormat.PIXELS)
+    (expected,) = runner.sessions["chest"].run(None, {"image": prepare(decoded, specs["chest"])})
+
+    prediction = asyncio.run(pipeline.infer(decoded, None))
+
+    assert (prediction.model_name, prediction.model_version) == ("chest", "1")
+    assert prediction.labels == ["no_finding", "pneumonia"]
+    np.testing.assert_allclose(prediction.interpretation.outputs, expected[0], rtol=1e-6)
+    assert prediction.interpretation.threshold == 0.6
+    assert prediction.interpretation.confidence_score == pytest.approx(float(expected[0, 1]))
+    assert prediction.frame is None and prediction.frames is None
+    assert runner.calls == [("chest", (1, 1, 64, 64))]
+
+
+def test_infer_named_model_decodes_an_uploaded_png(
+    pipeline: Pipeline, runner: DirectRunner, specs: dict[str, ModelSpec]
+) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    upload = EncodedImage(buffer.getvalue(), ImageFormat.PNG)
+    direct_input = prepare(DecodedImage(pixels=pixels, format=ImageFormat.PNG), specs["derm"])
+    (expected,) = runner.sessions["derm"].run(None, {"image": direct_input})
+
+    prediction = asyncio.run(pipeline.infer(upload, "derm:4"))
+
+    assert prediction.model_name == "derm"
+    assert prediction.labels == ["benign", "melanoma", "nevus"]
+    np.testing.assert_allclose(prediction.interpretation.outputs, expected[0], rtol=1e-6)
+    assert runner.calls == [("derm", (1, 96, 80, 3))]
+
+
+def test_different_images_give_different_outputs(pipeline: Pipeline) -> None:
+    first, second = (
+        asyncio.run(pipeline.infer(DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS), None))
+        for s in (1, 2)
+    )
+
+    assert first.interpretation.outputs != second.interpretation.outputs
+
+
+def test_infer_unknown_model_never_calls_a_model(pipeline: Pipeline, runner: DirectRunner) -> None:
+    decoded = DecodedImage(pixels=grey(), format=ImageFormat.PIXELS)
+
+    with pytest.raises(NotFound):
+        asyncio.run(pipeline.infer(decoded, "absent"))
+
+    assert runner.calls == []
+
+
+def test_infer_bad_upload_is_invalid_input(pipeline: Pipeline, runner: DirectRunner) -> None:
+    upload = EncodedImage(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, ImageFormat.PNG)
+
+    with pytest.raises(InvalidInput):
+        asyncio.run(pipeline.infer(upload, None))
+
+    assert runner.calls == []
