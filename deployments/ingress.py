@@ -7,45 +7,56 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import MedAIError, ServiceUnavailable
+from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
+from serve_app.codecs.types import DecodedImage
+from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
-from serve_app.pipeline import Prediction
+from serve_app.pipeline import Job, Outcome
 from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
-
-LARGE_PAYLOAD_BYTES = 1024 * 1024
-"""Above this an image goes to the preprocessor through Ray's object store.
-
-NOTE: in throughput-optimized mode handle calls travel over gRPC, whose
-messages are capped at 4 MiB by default; a 2048x2048 float32 image is 16 MiB.
-"""
 
 READINESS_TIMEOUT_S = 10.0
 
 
-def payload_bytes(image: DecodedImage | EncodedImage) -> int:
-    return image.pixels.nbytes if isinstance(image, DecodedImage) else len(image.data)
+def payload_bytes(jobs: list[Job]) -> int:
+    return sum(
+        job.image.pixels.nbytes if isinstance(job.image, DecodedImage) else len(job.image.data)
+        for job in jobs
+    )
 
 
 class ServeBackend:
-    """The HTTP layer's backend, through the preprocessor deployment's handle."""
+    """The HTTP layer's backend, through the preprocessor deployment's handle.
 
-    def __init__(self, preprocessor: DeploymentHandle) -> None:
+    Concurrent single requests are coalesced into one message to the preprocessing
+    pool (``settings.hops``): every Serve hop costs CPU per message, so carrying
+    many requests per message is what makes the three-deployment chain cheap.
+    """
+
+    def __init__(self, preprocessor: DeploymentHandle, settings: Settings) -> None:
         self.preprocessor = preprocessor
-        self.by_reference = preprocessor.options(_by_reference=True)
+        self.hop = Hop(preprocessor)
+        self._coalesced.set_max_batch_size(settings.hops.max_batch_size)
+        self._coalesced.set_batch_wait_timeout_s(settings.hops.batch_wait_timeout_s)
 
-    async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction:
-        handle = (
-            self.by_reference if payload_bytes(image) > LARGE_PAYLOAD_BYTES else self.preprocessor
-        )
+    async def infer(self, jobs: list[Job]) -> list[Outcome]:
+        if not jobs:
+            return []
+        if len(jobs) == 1 and payload_bytes(jobs) <= LARGE_PAYLOAD_BYTES:
+            return [await self._coalesced(jobs[0])]
+        return await self._call(self.hop(payload_bytes(jobs)), jobs)
+
+    # NOTE: up to 4 messages in flight, so a burst never waits for the previous one's answer.
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0, max_concurrent_batches=4)
+    async def _coalesced(self, jobs: list[Job]) -> list[Outcome]:
+        return await self._call(self.hop(payload_bytes(jobs)), jobs)
+
+    @staticmethod
+    async def _call(handle: DeploymentHandle, jobs: list[Job]) -> list[Outcome]:
         try:
-            outcome = await handle.infer.remote(image, model)
+            return await handle.infer.remote(jobs)
         except (BackPressureError, DeploymentUnavailableError):
             raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
-        if isinstance(outcome, MedAIError):
-            raise outcome
-        return outcome
 
     async def readiness(self) -> dict[str, ModelState]:
         try:
@@ -64,4 +75,4 @@ class Ingress:
         self.preprocessor = preprocessor
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.settings, ServeBackend(self.preprocessor))
+        return create_app(self.settings, ServeBackend(self.preprocessor, self.settings))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import numpy as np
 import ray
@@ -14,15 +13,18 @@ from serve_app.runtime.batch import split, stack
 from serve_app.runtime.onnx_model import OnnxModel
 from serve_app.settings import Settings
 
-log = logging.getLogger("ray.serve")
+
+def rows(tensors: list[np.ndarray]) -> int:
+    """A batch's size in images: each request may already carry several."""
+    return sum(len(t) for t in tensors)
 
 
 @serve.deployment(max_ongoing_requests=64)
 class ModelRunner:
     """One model version on one ONNX Runtime session per replica, with dynamic batching.
 
-    Requests are (1, ...) tensors already shaped by the preprocessor; concurrent
-    ones are stacked into one ONNX Runtime call of up to ``max_batch_size``.
+    Requests are (n, ...) tensors already shaped by the preprocessor; concurrent
+    ones are stacked into one ONNX Runtime call of up to ``max_batch_size`` images.
     Bound once per served model as the deployment ``model-<name>``.
     """
 
@@ -40,15 +42,16 @@ class ModelRunner:
         # A model with a fixed batch axis takes one request per call.
         self.infer.set_max_batch_size(config.max_batch_size if spec.dynamic_batch else 1)
         self.infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
-        self.batches = self.requests = self.largest_batch = 0
+        self.calls = self.images = self.batches = self.largest_batch = 0
         self.lifecycle.transition(ModelState.READY)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005, batch_size_fn=rows)
     async def infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         batch, sizes = stack(tensors)
+        self.calls += len(tensors)
+        self.images += len(batch)
         self.batches += 1
-        self.requests += len(tensors)
-        self.largest_batch = max(self.largest_batch, len(tensors))
+        self.largest_batch = max(self.largest_batch, len(batch))
         # NOTE: in throughput-optimized mode user code shares the replica's event
         # loop, so the blocking ONNX Runtime call runs in a thread.
         outputs = await asyncio.to_thread(self.model.run, batch)
@@ -58,10 +61,11 @@ class ModelRunner:
         return self.lifecycle.state
 
     def stats(self) -> dict[str, int]:
-        """Batching counters of this replica, for operators and tests."""
+        """Batching counters of this replica: calls received, images run, ONNX Runtime runs."""
         return {
+            "calls": self.calls,
+            "images": self.images,
             "batches": self.batches,
-            "requests": self.requests,
             "largest_batch": self.largest_batch,
         }
 

@@ -6,9 +6,8 @@ import numpy as np
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import MedAIError
-from serve_app.pipeline import Pipeline, Prediction
+from deployments.hops import Hop
+from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.settings import Settings
@@ -21,7 +20,8 @@ class Preprocessor:
     """Decode PNG/JPEG/DICOM, shape pixels to the target model's input, and call it.
 
     Calling the model from here, rather than returning the tensor to the
-    ingress, keeps pixels to one hop after decoding.
+    ingress, keeps pixels to one hop after decoding. Each call carries a list
+    of jobs, and each model gets its share as one stacked tensor.
     """
 
     def __init__(
@@ -31,20 +31,16 @@ class Preprocessor:
         runners: dict[str, DeploymentHandle],
     ) -> None:
         self.runners = runners
+        self.hops = {name: Hop(handle) for name, handle in runners.items()}
         self.pipeline = Pipeline(settings, specs, self._call_model)
 
     async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
-        return await self.runners[name].infer.remote(tensor)
+        return await self.hops[name](tensor.nbytes).infer.remote(tensor)
 
-    async def infer(
-        self, image: DecodedImage | EncodedImage, model: str | None
-    ) -> Prediction | MedAIError:
-        # NOTE: a client's error comes back as a value, not raised: Ray would log a
-        # traceback for every rejected request and wrap the error in RayTaskError.
-        try:
-            return await self.pipeline.infer(image, model)
-        except MedAIError as exc:
-            return exc
+    async def infer(self, jobs: list[Job]) -> list[Outcome]:
+        # NOTE: client errors come back as values, not raised: Ray would log a
+        # traceback for each and wrap it in RayTaskError.
+        return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> dict[str, ModelState]:
         async def state(handle: DeploymentHandle) -> ModelState:

@@ -7,8 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.pipeline import Pipeline, Prediction
+from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.store import ModelStore
 from serve_app.runtime.onnx_model import OnnxModel
@@ -16,7 +15,9 @@ from serve_app.settings import Settings
 
 
 class Backend(Protocol):
-    async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction: ...
+    async def infer(self, jobs: list[Job]) -> list[Outcome]:
+        """One outcome per job, in order; a client error is an outcome, not raised."""
+        ...
 
     async def readiness(self) -> dict[str, ModelState]: ...
 
@@ -36,8 +37,8 @@ class LocalBackend:
     async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
         return await asyncio.to_thread(self.models[name].run, tensor)
 
-    async def infer(self, image: DecodedImage | EncodedImage, model: str | None) -> Prediction:
-        return await self.pipeline.infer(image, model)
+    async def infer(self, jobs: list[Job]) -> list[Outcome]:
+        return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> dict[str, ModelState]:
         return {name: ModelState.READY for name in self.models}

@@ -2,11 +2,14 @@
 
 The Ray preprocessing deployment and the in-process backend both use it; only
 ``call_model`` differs (a Serve handle call, or a local ONNX Runtime session).
+Work arrives as a list of jobs so each hop can carry many requests in one
+message: the images of one model go to it as one stacked tensor.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -14,14 +17,23 @@ import numpy as np
 
 from serve_app.codecs.decode import decode
 from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import NotFound
+from serve_app.errors import MedAIError, NotFound
 from serve_app.preprocessing import prepare
 from serve_app.registry.spec import ModelSpec
+from serve_app.runtime.batch import split, stack
 from serve_app.runtime.postprocess import Interpretation, interpret
 from serve_app.settings import Settings
 
 ModelCall = Callable[[str, np.ndarray], Awaitable[np.ndarray]]
-"""Run one preprocessed (1, ...) tensor through the named model; return its output rows."""
+"""Run an (n, ...) tensor through the named model; return its n output rows."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to classify, with the model the client asked for (``None``: default)."""
+
+    image: DecodedImage | EncodedImage
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,17 @@ class Prediction:
     interpretation: Interpretation
     frame: int | None = None
     frames: int | None = None
+
+
+Outcome = Prediction | MedAIError
+"""A client's error is a value here, so one bad image never fails its neighbours."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    spec: ModelSpec
+    tensor: np.ndarray
+    decoded: DecodedImage
 
 
 class Pipeline:
@@ -54,22 +77,54 @@ class Pipeline:
             )
         return spec
 
-    def preprocess(
-        self, image: DecodedImage | EncodedImage, spec: ModelSpec
-    ) -> tuple[np.ndarray, DecodedImage]:
-        decoded = decode(image, self.settings.limits) if isinstance(image, EncodedImage) else image
-        return prepare(decoded, spec), decoded
+    def prepare(self, job: Job) -> _Prepared | MedAIError:
+        try:
+            spec = self.resolve(job.model)
+            image = job.image
+            decoded = (
+                decode(image, self.settings.limits) if isinstance(image, EncodedImage) else image
+            )
+            return _Prepared(spec, prepare(decoded, spec), decoded)
+        except MedAIError as exc:
+            return exc
 
-    async def infer(self, image: DecodedImage | EncodedImage, ref: str | None) -> Prediction:
-        spec = self.resolve(ref)
+    async def infer(self, jobs: list[Job]) -> list[Outcome]:
         # NOTE: decoding is CPU-bound; off the event loop so other requests keep flowing.
-        tensor, decoded = await asyncio.to_thread(self.preprocess, image, spec)
-        rows = await self.call_model(spec.name, tensor)
+        prepared = await asyncio.to_thread(lambda: [self.prepare(job) for job in jobs])
+        by_model: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(prepared):
+            if isinstance(p, _Prepared):
+                by_model[p.spec.name].append(i)
+        rows: dict[int, np.ndarray] = {}
+        await asyncio.gather(
+            *(self._run(name, idx, prepared, rows) for name, idx in by_model.items())
+        )
+        return [self._outcome(p, rows.get(i)) for i, p in enumerate(prepared)]
+
+    async def _run(
+        self, name: str, indices: list[int], prepared: list, rows: dict[int, np.ndarray]
+    ) -> None:
+        """Send one model its images as stacked tensors of at most its ``max_batch_size``."""
+        config = self.settings.model(name)
+        size = config.max_batch_size if config else 1
+
+        async def chunk(part: list[int]) -> None:
+            batch, sizes = stack([prepared[i].tensor for i in part])
+            outputs = await self.call_model(name, batch)
+            rows.update(zip(part, split(outputs, sizes), strict=True))
+
+        await asyncio.gather(*(chunk(indices[s : s + size]) for s in range(0, len(indices), size)))
+
+    @staticmethod
+    def _outcome(prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:
+        if isinstance(prepared, MedAIError):
+            return prepared
+        spec = prepared.spec
         return Prediction(
             model_name=spec.name,
             model_version=spec.version,
             labels=spec.metadata.labels,
-            interpretation=interpret(rows[0], spec.metadata),
-            frame=decoded.frame,
-            frames=decoded.frames,
+            interpretation=interpret(row[0], spec.metadata),
+            frame=prepared.decoded.frame,
+            frames=prepared.decoded.frames,
         )

@@ -41,6 +41,17 @@ class RuntimeSettings(BaseModel):
     """ONNX Runtime threads across operators (sequential execution uses 1)."""
 
 
+class HopSettings(BaseModel):
+    """How the ingress coalesces concurrent requests into one call to the preprocessing pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(32, ge=1, le=256)
+    """Most requests carried by one ingress-to-preprocessor message (1 turns coalescing off)."""
+    batch_wait_timeout_s: float = Field(0.0, ge=0, le=0.1)
+    """How long the first request waits for company; 0 takes whatever is already queued."""
+
+
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
 
@@ -74,6 +85,7 @@ class Settings(BaseSettings):
     """Model used when a request names none; ``/readyz`` waits for it."""
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    hops: HopSettings = HopSettings()
 
     @model_validator(mode="after")
     def _default_model_is_served(self) -> Settings:

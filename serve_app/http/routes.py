@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Annotated
@@ -17,7 +16,7 @@ from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
 from serve_app.http.problems import PROBLEM_JSON, problem_response
-from serve_app.pipeline import Prediction
+from serve_app.pipeline import Job, Outcome, Prediction
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
@@ -51,6 +50,12 @@ def to_response(prediction: Prediction, started: float) -> InferResponse:
     )
 
 
+def batch_item(index: int, outcome: Outcome, started: float) -> BatchItem:
+    if isinstance(outcome, MedAIError):
+        return BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
+    return BatchItem(index=index, status=200, result=to_response(outcome, started))
+
+
 def build_router(settings: Settings, backend: Backend) -> APIRouter:
     router = APIRouter()
     limits = settings.limits
@@ -58,6 +63,12 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
     def pixels_image(body: InferRequest) -> DecodedImage:
         check_dimensions(body.width, body.height, limits)
         return pixels_from_list(body.data, body.width, body.height, body.channels, body.dtype)
+
+    async def predict(job: Job) -> Prediction:
+        (outcome,) = await backend.infer([job])
+        if isinstance(outcome, MedAIError):
+            raise outcome
+        return outcome
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -81,7 +92,7 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
     async def infer(body: InferRequest) -> InferResponse:
         """Classify one image sent as a JSON pixel list."""
         started = time.perf_counter()
-        return to_response(await backend.infer(pixels_image(body), body.model), started)
+        return to_response(await predict(Job(pixels_image(body), body.model)), started)
 
     @router.post(
         "/infer/batch", tags=["inference"], response_model=BatchInferResponse, responses=ERRORS
@@ -96,14 +107,16 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
             )
         started = time.perf_counter()
 
-        async def one(index: int, image: InferRequest) -> BatchItem:
+        def job(image: InferRequest) -> Job | MedAIError:
             try:
-                prediction = await backend.infer(pixels_image(image), image.model)
+                return Job(pixels_image(image), image.model)
             except MedAIError as exc:
-                return BatchItem(index=index, status=exc.status, error=exc.to_problem())
-            return BatchItem(index=index, status=200, result=to_response(prediction, started))
+                return exc
 
-        items = await asyncio.gather(*(one(i, img) for i, img in enumerate(body.images)))
+        jobs = [job(image) for image in body.images]
+        outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
+        results = [next(outcomes) if isinstance(j, Job) else j for j in jobs]
+        items = [batch_item(i, result, started) for i, result in enumerate(results)]
         ok = sum(item.result is not None for item in items)
         return BatchInferResponse(
             batch_id=str(uuid.uuid4()),
@@ -125,6 +138,6 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
         started = time.perf_counter()
         data = await file.read()
         image = EncodedImage(data=data, format=sniff(data), frame=frame)
-        return to_response(await backend.infer(image, model), started)
+        return to_response(await predict(Job(image, model)), started)
 
     return router

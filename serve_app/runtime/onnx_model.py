@@ -35,6 +35,10 @@ def session_options(runtime: RuntimeSettings) -> ort.SessionOptions:
     options.intra_op_num_threads = runtime.intra_op_threads
     options.inter_op_num_threads = runtime.inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # NOTE: ORT's idle worker threads spin by default; on a shared CPU that spinning
+    # steals the cores the other replicas need, so they sleep instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
 
 

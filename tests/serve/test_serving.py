@@ -38,7 +38,7 @@ def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_stor
             served_outputs, direct_outputs(model_store, "chest-xray-demo", image), atol=1e-5, rtol=0
         )
     after = runner_stats("chest-xray-demo")
-    assert after["requests"] - before["requests"] == 32
+    assert after["images"] - before["images"] == 32
     assert after["batches"] - before["batches"] < 32, "no two requests shared a batch"
     assert after["largest_batch"] > 1
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
 from serve_app.errors import InvalidInput, NotFound
-from serve_app.pipeline import Pipeline
+from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.preprocessing import prepare
 from serve_app.registry.spec import ModelSpec
 from serve_app.runtime.onnx_model import inspect_model
@@ -64,6 +64,11 @@ def pipeline(specs: dict[str, ModelSpec], runner: DirectRunner) -> Pipeline:
     return Pipeline(settings, specs, runner)
 
 
+def infer_one(pipeline: Pipeline, image: DecodedImage | EncodedImage, ref: str | None) -> Outcome:
+    (outcome,) = asyncio.run(pipeline.infer([Job(image, ref)]))
+    return outcome
+
+
 def grey(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (64, 64, 1), dtype=np.uint8)
 
@@ -101,7 +106,7 @@ def test_infer_default_model_on_pixels(
     decoded = DecodedImage(pixels=grey(), format=ImageFormat.PIXELS)
     (expected,) = runner.sessions["chest"].run(None, {"image": prepare(decoded, specs["chest"])})
 
-    prediction = asyncio.run(pipeline.infer(decoded, None))
+    prediction = infer_one(pipeline, decoded, None)
 
     assert (prediction.model_name, prediction.model_version) == ("chest", "1")
     assert prediction.labels == ["no_finding", "pneumonia"]
@@ -122,7 +127,7 @@ def test_infer_named_model_decodes_an_uploaded_png(
     direct_input = prepare(DecodedImage(pixels=pixels, format=ImageFormat.PNG), specs["derm"])
     (expected,) = runner.sessions["derm"].run(None, {"image": direct_input})
 
-    prediction = asyncio.run(pipeline.infer(upload, "derm:4"))
+    prediction = infer_one(pipeline, upload, "derm:4")
 
     assert prediction.model_name == "derm"
     assert prediction.labels == ["benign", "melanoma", "nevus"]
@@ -132,7 +137,7 @@ def test_infer_named_model_decodes_an_uploaded_png(
 
 def test_different_images_give_different_outputs(pipeline: Pipeline) -> None:
     first, second = (
-        asyncio.run(pipeline.infer(DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS), None))
+        infer_one(pipeline, DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS), None)
         for s in (1, 2)
     )
 
@@ -142,8 +147,7 @@ def test_different_images_give_different_outputs(pipeline: Pipeline) -> None:
 def test_infer_unknown_model_never_calls_a_model(pipeline: Pipeline, runner: DirectRunner) -> None:
     decoded = DecodedImage(pixels=grey(), format=ImageFormat.PIXELS)
 
-    with pytest.raises(NotFound):
-        asyncio.run(pipeline.infer(decoded, "absent"))
+    assert isinstance(infer_one(pipeline, decoded, "absent"), NotFound)
 
     assert runner.calls == []
 
@@ -151,7 +155,43 @@ def test_infer_unknown_model_never_calls_a_model(pipeline: Pipeline, runner: Dir
 def test_infer_bad_upload_is_invalid_input(pipeline: Pipeline, runner: DirectRunner) -> None:
     upload = EncodedImage(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, ImageFormat.PNG)
 
-    with pytest.raises(InvalidInput):
-        asyncio.run(pipeline.infer(upload, None))
+    assert isinstance(infer_one(pipeline, upload, None), InvalidInput)
 
     assert runner.calls == []
+
+
+def test_jobs_for_each_model_travel_as_one_stacked_tensor(
+    pipeline: Pipeline, runner: DirectRunner, specs: dict[str, ModelSpec]
+) -> None:
+    images = [DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS) for s in range(4)]
+    jobs = [Job(images[0]), Job(images[1], "derm"), Job(images[2], "absent"), Job(images[3])]
+
+    outcomes = asyncio.run(pipeline.infer(jobs))
+
+    assert isinstance(outcomes[2], NotFound)
+    assert sorted(runner.calls) == [("chest", (2, 1, 64, 64)), ("derm", (1, 96, 80, 3))]
+    for image, outcome, model in zip(
+        images, outcomes, ["chest", "derm", None, "chest"], strict=True
+    ):
+        if model is None:
+            continue
+        tensor = prepare(image, specs[model])
+        (expected,) = runner.sessions[model].run(None, {specs[model].input_name: tensor})
+        assert outcome.model_name == model
+        np.testing.assert_allclose(outcome.interpretation.outputs, expected[0], rtol=1e-6)
+
+
+def test_a_model_gets_at_most_its_max_batch_size_per_call(
+    specs: dict[str, ModelSpec], runner: DirectRunner
+) -> None:
+    settings = Settings(
+        models=[{"name": "chest", "max_batch_size": 2}, {"name": "derm"}], default_model="chest"
+    )
+    pipeline = Pipeline(settings, specs, runner)
+    jobs = [Job(DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS)) for s in range(5)]
+
+    outcomes = asyncio.run(pipeline.infer(jobs))
+
+    assert sorted(shape[0] for _, shape in runner.calls) == [1, 2, 2]
+    distinct = {tuple(o.interpretation.outputs) for o in outcomes}
+    assert len(distinct) == 5
