@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(VENV)/bin/medai serve
 
+# Everything once (Ray-served tests in Ray Serve's default mode), then the
+# Ray-served tests again in the HAProxy + throughput-optimized mode `serve` uses.
 test: setup
 	$(PY) -m pytest
+	MEDAI_TEST_SERVE_MODE=high-throughput $(PY) -m pytest -m serve
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

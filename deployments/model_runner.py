@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import ray
@@ -33,20 +34,28 @@ class ModelRunner:
         self.lifecycle.transition(ModelState.LOADING)
         config = settings.model(spec.name)
         assert config is not None, f"{spec.name} is not in settings.models"
+        runtime = settings.runtime
+        if config.intra_op_threads is not None:
+            runtime = runtime.model_copy(update={"intra_op_threads": config.intra_op_threads})
         try:
             data = ModelStore(settings.model_store).read_verified(spec)
-            self.model = OnnxModel(data, spec, settings.runtime, has_gpu=bool(ray.get_gpu_ids()))
+            self.model = OnnxModel(data, spec, runtime, has_gpu=bool(ray.get_gpu_ids()))
         except Exception:
             self.lifecycle.transition(ModelState.FAILED)
             raise
-        # A model with a fixed batch axis takes one request per call.
-        self.infer.set_max_batch_size(config.max_batch_size if spec.dynamic_batch else 1)
-        self.infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        # NOTE: decorated here, not on the class, because max_concurrent_batches has
+        # no setter and differs per model. A fixed batch axis takes one image per call.
+        self.infer = serve.batch(
+            max_batch_size=config.max_batch_size if spec.dynamic_batch else 1,
+            batch_wait_timeout_s=config.batch_wait_timeout_s,
+            max_concurrent_batches=config.max_concurrent_batches,
+            batch_size_fn=rows,
+        )(self._run_batch)
         self.calls = self.images = self.batches = self.largest_batch = 0
+        self.run_seconds = 0.0
         self.lifecycle.transition(ModelState.READY)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005, batch_size_fn=rows)
-    async def infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
+    async def _run_batch(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         batch, sizes = stack(tensors)
         self.calls += len(tensors)
         self.images += len(batch)
@@ -54,19 +63,22 @@ class ModelRunner:
         self.largest_batch = max(self.largest_batch, len(batch))
         # NOTE: in throughput-optimized mode user code shares the replica's event
         # loop, so the blocking ONNX Runtime call runs in a thread.
+        started = time.perf_counter()
         outputs = await asyncio.to_thread(self.model.run, batch)
+        self.run_seconds += time.perf_counter() - started
         return split(outputs, sizes)
 
     def state(self) -> ModelState:
         return self.lifecycle.state
 
-    def stats(self) -> dict[str, int]:
-        """Batching counters of this replica: calls received, images run, ONNX Runtime runs."""
+    def stats(self) -> dict[str, float]:
+        """Counters of this replica: calls received, images run, ONNX Runtime runs and seconds."""
         return {
             "calls": self.calls,
             "images": self.images,
             "batches": self.batches,
             "largest_batch": self.largest_batch,
+            "run_seconds": round(self.run_seconds, 3),
         }
 
     def check_health(self) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ import psutil
 import yaml
 
 from loadtests.payloads import BODIES, PATHS, image_for
-from serve_app.cli import build_demo_models
+from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import prepare
 from serve_app.registry.store import ModelStore
@@ -54,6 +55,8 @@ done = function(summary, latency, requests)
 end
 """
 
+BENCH_MODEL_CONFIG = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}
+"""Settings for a benchmarked model that serve_config.yaml does not serve."""
 BENCH_MODEL_DEPLOYMENT = {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.25}}
 
 
@@ -76,7 +79,7 @@ def raw_throughput(store: ModelStore, model: str, seconds: float) -> tuple[int, 
     return best
 
 
-def serve_config(model: str, port: int, workdir: Path) -> Path:
+def serve_config(model: str, port: int, workdir: Path, overrides: dict) -> Path:
     config = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
     config["http_options"]["port"] = port
     app = config["applications"][0]
@@ -90,11 +93,13 @@ def serve_config(model: str, port: int, workdir: Path) -> Path:
     return path
 
 
-def start_server(kind: str, model: str, port: int, workdir: Path) -> subprocess.Popen:
+def start_server(
+    kind: str, model: str, port: int, workdir: Path, overrides: dict
+) -> subprocess.Popen:
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     if kind == "naive":
-        env["MEDAI_MODELS"] = json.dumps([{"name": model}])
+        env["MEDAI_MODELS"] = json.dumps([{"name": model, **overrides}])
         env["MEDAI_DEFAULT_MODEL"] = model
         cmd = [
             str(bin_dir / "uvicorn"),
@@ -109,12 +114,23 @@ def start_server(kind: str, model: str, port: int, workdir: Path) -> subprocess.
         ]
     else:
         if kind == "serve-ht":
-            env |= {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-        cmd = [str(bin_dir / "serve"), "run", str(serve_config(model, port, workdir))]
+            env |= HIGH_THROUGHPUT_ENV
+        cmd = [str(bin_dir / "serve"), "run", str(serve_config(model, port, workdir, overrides))]
     log = open(workdir / f"{kind}.log", "wb")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
+
+
+def wait_port_free(port: int, timeout_s: float = 60) -> None:
+    """A server left over from an earlier run would answer instead of the one measured."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"port {port} is still in use (a leftover server? `ray stop --force`)")
 
 
 def wait_ready(base_url: str, server: subprocess.Popen, timeout_s: float = 240) -> None:
@@ -190,6 +206,12 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=int, default=15, help="seconds per concurrency")
     parser.add_argument("--port", type=int, default=8600)
+    parser.add_argument(
+        "--model-config",
+        type=json.loads,
+        default={},
+        help="JSON overrides of the model's settings, e.g. '{\"max_concurrent_batches\": 2}'",
+    )
     args = parser.parse_args()
 
     settings = Settings()
@@ -213,7 +235,8 @@ def main() -> int:
 
     rows = []
     for kind in args.servers.split(","):
-        server = start_server(kind, args.model, args.port, workdir)
+        wait_port_free(args.port)
+        server = start_server(kind, args.model, args.port, workdir, args.model_config)
         try:
             wait_ready(f"http://127.0.0.1:{args.port}", server)
             rss = PeakRss(server.pid)

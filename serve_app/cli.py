@@ -9,6 +9,9 @@ from pathlib import Path
 
 from serve_app.settings import REPO_ROOT, Settings
 
+HIGH_THROUGHPUT_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+"""Ray Serve's HAProxy ingress + throughput-optimized mode (see README, "Serving modes")."""
+
 
 def build_demo_models(settings: Settings, include_on_demand: bool = False) -> list[str]:
     """Build and register the demo models missing from the store; return their refs."""
@@ -44,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     build_demo_models(settings)
     env = dict(os.environ)
     if args.high_throughput:
-        env |= {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+        env |= HIGH_THROUGHPUT_ENV
     print(
         f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
         "(ready when GET /readyz answers 200). Try:\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,29 +16,31 @@ from tests.oracle import direct_outputs
 pytestmark = pytest.mark.serve
 
 
-def runner_stats(model: str) -> dict[str, int]:
-    handle = serve.get_deployment_handle(f"model-{model}", app_name="medai")
-    return handle.stats.remote().result(timeout_s=30)
-
-
 def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_store) -> None:
     images = [pixels(1000 + i, 256, 256) for i in range(32)]
-    before = runner_stats("chest-xray-demo")
 
-    def infer(image: np.ndarray) -> list[float]:
-        with httpx.Client(base_url=served, timeout=60) as client:
-            response = client.post("/infer", json=infer_body(image))
+    async def scenario() -> tuple[dict, list[list[float]], dict]:
+        # NOTE: in throughput-optimized mode a handle must be used inside an event loop.
+        runner = serve.get_deployment_handle("model-chest-xray-demo", app_name="medai")
+        before = await runner.stats.remote()
+        async with httpx.AsyncClient(base_url=served, timeout=60) as client:
+            responses = await asyncio.gather(
+                *(client.post("/infer", json=infer_body(image)) for image in images)
+            )
+        after = await runner.stats.remote()
+        for response in responses:
             assert response.status_code == 200, response.text
-            return response.json()["outputs"]
+        return before, [r.json()["outputs"] for r in responses], after
 
-    with ThreadPoolExecutor(32) as pool:
-        outputs = list(pool.map(infer, images))
+    before, outputs, after = asyncio.run(scenario())
 
     for image, served_outputs in zip(images, outputs, strict=True):
         np.testing.assert_allclose(
-            served_outputs, direct_outputs(model_store, "chest-xray-demo", image), atol=1e-5, rtol=0
+            served_outputs,
+            direct_outputs(model_store, "chest-xray-demo", image),
+            atol=1e-5,
+            rtol=0,
         )
-    after = runner_stats("chest-xray-demo")
     assert after["images"] - before["images"] == 32
     assert after["batches"] - before["batches"] < 32, "no two requests shared a batch"
     assert after["largest_batch"] > 1
