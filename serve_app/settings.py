@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class LimitsSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     max_body_bytes: int = 50 * 1024 * 1024
     """Largest request body accepted, in bytes (413 beyond)."""
@@ -31,7 +31,7 @@ class LimitsSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` uses CUDA when the replica was given a GPU, the CPU otherwise."""
@@ -44,7 +44,7 @@ class RuntimeSettings(BaseModel):
 class HopSettings(BaseModel):
     """How the ingress coalesces concurrent requests into one call to the preprocessing pool."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     max_batch_size: int = Field(32, ge=1, le=256)
     """Most requests carried by one ingress-to-preprocessor message (1 turns coalescing off)."""
@@ -55,7 +55,7 @@ class HopSettings(BaseModel):
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     version: str | None = None
@@ -75,11 +75,15 @@ class ModelConfig(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MEDAI_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="MEDAI_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
     )
 
     environment: Literal["development", "production"] = "development"
-    """``production`` refuses development defaults."""
+    """Deployment kind; ``production`` refuses development defaults (such as a development
+    signing key, once authentication lands)."""
     model_store: Path = REPO_ROOT / "model_store"
     """Directory of the content-addressed model store (``blobs/`` + ``catalog.json``)."""
     models: list[ModelConfig] = Field(
