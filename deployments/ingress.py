@@ -16,6 +16,8 @@ from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
 
 READINESS_TIMEOUT_S = 10.0
+MESSAGES_IN_FLIGHT = 4
+"""Coalesced messages the ingress keeps in flight, so a burst never waits for an answer."""
 
 
 def payload_bytes(jobs: list[Job]) -> int:
@@ -36,25 +38,20 @@ class ServeBackend:
     def __init__(self, preprocessor: DeploymentHandle, settings: Settings) -> None:
         self.preprocessor = preprocessor
         self.hop = Hop(preprocessor)
-        self._coalesced.set_max_batch_size(settings.hops.max_batch_size)
-        self._coalesced.set_batch_wait_timeout_s(settings.hops.batch_wait_timeout_s)
+        self._coalesced = serve.batch(
+            max_batch_size=settings.hops.max_batch_size,
+            batch_wait_timeout_s=settings.hops.batch_wait_timeout_s,
+            max_concurrent_batches=MESSAGES_IN_FLIGHT,
+        )(self._send)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
-        if not jobs:
-            return []
         if len(jobs) == 1 and payload_bytes(jobs) <= LARGE_PAYLOAD_BYTES:
             return [await self._coalesced(jobs[0])]
-        return await self._call(self.hop(payload_bytes(jobs)), jobs)
+        return await self._send(jobs) if jobs else []
 
-    # NOTE: up to 4 messages in flight, so a burst never waits for the previous one's answer.
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0, max_concurrent_batches=4)
-    async def _coalesced(self, jobs: list[Job]) -> list[Outcome]:
-        return await self._call(self.hop(payload_bytes(jobs)), jobs)
-
-    @staticmethod
-    async def _call(handle: DeploymentHandle, jobs: list[Job]) -> list[Outcome]:
+    async def _send(self, jobs: list[Job]) -> list[Outcome]:
         try:
-            return await handle.infer.remote(jobs)
+            return await self.hop(payload_bytes(jobs)).infer.remote(jobs)
         except (BackPressureError, DeploymentUnavailableError):
             raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
 

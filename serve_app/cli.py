@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -42,12 +43,16 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `serve run` shuts Serve and its Ray instance down on this
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     build_demo_models(settings)
-    env = dict(os.environ)
     if args.high_throughput:
-        env |= HIGH_THROUGHPUT_ENV
+        os.environ.update(HIGH_THROUGHPUT_ENV)  # NOTE: before Ray is imported or started
+    from ray.serve.scripts import cli as serve_cli
     print(
         f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
         "(ready when GET /readyz answers 200). Try:\n"
@@ -55,9 +60,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "  curl -s -F file=@image.png http://127.0.0.1:8000/infer/file",
         flush=True,
     )
-    serve = Path(sys.executable).with_name("serve")
-    os.execve(serve, [str(serve), "run", str(args.config)], env)
-    return 0  # not reached
+    # NOTE: Ctrl-C and SIGTERM (systemd, docker stop) both stop cleanly; a background
+    # shell would otherwise start us with SIGINT ignored.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    return serve_cli.main(["run", str(args.config)], prog_name="serve", standalone_mode=False) or 0
 
 
 def main(argv: list[str] | None = None) -> int:
