@@ -52,3 +52,8 @@ def multipart_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
 
 BODIES = {"json": json_body, "file": multipart_body}
 PATHS = {"json": "/infer", "file": "/infer/file"}
+
+
+def batch_body(images: list[np.ndarray], model: str) -> tuple[bytes, str]:
+    bodies = [json.loads(json_body(image, model)[0]) for image in images]
+    return json.dumps({"images": bodies, "priority": "normal"}).encode(), "application/json"

@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.high_throughput:
         os.environ.update(HIGH_THROUGHPUT_ENV)  # NOTE: before Ray is imported or started
     from ray.serve.scripts import cli as serve_cli
+
     print(
         f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
         "(ready when GET /readyz answers 200). Try:\n"

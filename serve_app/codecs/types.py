@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 
-class ImageFormat(str, Enum):
+class ImageFormat(StrEnum):
     """How an image reached us."""
 
     PIXELS = "pixels"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ModelState(str, Enum):
+class ModelState(StrEnum):
     REGISTERED = "registered"
     """Known to the catalog, not loaded."""
     LOADING = "loading"

@@ -8,7 +8,7 @@ else in the platform hard-codes an input name or size.
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 import numpy as np
@@ -22,7 +22,7 @@ STRING_METADATA = {"description", "clinical_domain"}
 """Free text: never JSON-decoded, so "42" or "null" stay what they say."""
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     NCHW = "NCHW"
     NHWC = "NHWC"
 

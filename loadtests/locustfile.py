@@ -1,0 +1,60 @@
+"""Locust load test for a running MedAI Flow server (see loadtests/README.md).
+
+    locust -f loadtests/locustfile.py --headless -u 32 -r 8 -t 60s --host http://127.0.0.1:8000
+
+The target model comes from ``MEDAI_LOAD_MODEL`` (default chest-xray-demo);
+``MEDAI_TOKEN``, when set, is sent as a bearer token. Payloads are built once,
+at the model's own size, from the local model store.
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import FastHttpUser, between, task
+
+from loadtests.payloads import batch_body, image_for, json_body, multipart_body
+from serve_app.registry.store import ModelStore
+from serve_app.settings import Settings
+
+MODEL = os.environ.get("MEDAI_LOAD_MODEL", "chest-xray-demo")
+SPEC = ModelStore(Settings().model_store).resolve(MODEL)
+BODIES = {
+    "/infer": json_body(image_for(SPEC, seed=1), MODEL),
+    "/infer/file": multipart_body(image_for(SPEC, seed=2), MODEL),
+    "/infer/batch": batch_body([image_for(SPEC, seed=s) for s in range(3, 7)], MODEL),
+}
+TOKEN = os.environ.get("MEDAI_TOKEN")
+
+
+class ClinicalClient(FastHttpUser):
+    """A client sending images: mostly file uploads, some JSON and batches."""
+
+    wait_time = between(0.0, 0.05)
+
+    def _post(self, path: str) -> None:
+        body, content_type = BODIES[path]
+        headers = {"Content-Type": content_type}
+        if TOKEN:
+            headers["Authorization"] = f"Bearer {TOKEN}"
+        with self.client.post(
+            path, data=body, headers=headers, name=path, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+
+    @task(6)
+    def upload_file(self) -> None:
+        self._post("/infer/file")
+
+    @task(2)
+    def json_pixels(self) -> None:
+        self._post("/infer")
+
+    @task(1)
+    def batch(self) -> None:
+        self._post("/infer/batch")
+
+    @task(1)
+    def ready(self) -> None:
+        self.client.get("/readyz", name="/readyz")
