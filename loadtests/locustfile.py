@@ -32,29 +32,29 @@ class ClinicalClient(FastHttpUser):
 
     wait_time = between(0.0, 0.05)
 
-    def _post(self, path: str) -> None:
-        body, content_type = BODIES[path]
-        headers = {"Content-Type": content_type}
+    def _send(self, method: str, path: str) -> None:
+        body, content_type = BODIES.get(path, (None, None))
+        headers = {"Content-Type": content_type} if content_type else {}
         if TOKEN:
             headers["Authorization"] = f"Bearer {TOKEN}"
-        with self.client.post(
-            path, data=body, headers=headers, name=path, catch_response=True
+        with self.client.request(
+            method, path, data=body, headers=headers, name=path, catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(f"{response.status_code}: {response.text[:200]}")
 
     @task(6)
     def upload_file(self) -> None:
-        self._post("/infer/file")
+        self._send("POST", "/infer/file")
 
     @task(2)
     def json_pixels(self) -> None:
-        self._post("/infer")
+        self._send("POST", "/infer")
 
     @task(1)
     def batch(self) -> None:
-        self._post("/infer/batch")
+        self._send("POST", "/infer/batch")
 
     @task(1)
     def ready(self) -> None:
-        self.client.get("/readyz", name="/readyz")
+        self._send("GET", "/readyz")
