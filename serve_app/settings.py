@@ -67,10 +67,7 @@ class ModelConfig(BaseModel):
     max_concurrent_batches: int = Field(1, ge=1, le=64)
     """Batches one replica runs at once, each in its own thread on one shared session."""
     intra_op_threads: int | None = Field(None, ge=0, le=256)
-    """ONNX Runtime threads per call for this model; ``None`` uses ``runtime.intra_op_threads``.
-
-    On few cores, ``max_concurrent_batches: 2`` with one thread each keeps both
-    cores busy without the stalls of one call split across threads."""
+    """ONNX Runtime threads per call for this model; ``None`` uses ``runtime.intra_op_threads``."""
 
 
 class Settings(BaseSettings):
