@@ -252,7 +252,8 @@ def main() -> int:
                     flush=True,
                 )
             rss.running = False
-            rows[-1] = (*rows[-1][:3], rss.peak)
+            # the server's peak over all its runs, on each of its rows
+            rows = [(k, c, r, rss.peak if k == kind else p) for k, c, r, p in rows]
         finally:
             stop_server(server)
 

@@ -33,8 +33,6 @@ ONNX_TENSOR_TYPES: dict[str, np.dtype] = {
 }
 """ONNX Runtime's type strings to numpy."""
 
-ONNX_TYPE_NAMES: dict[np.dtype, str] = {v: k for k, v in ONNX_TENSOR_TYPES.items()}
-
 
 def unit_range(pixels: np.ndarray) -> np.ndarray:
     """Scale pixels to float32 0..1 according to their dtype's value range."""

@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from serve_app.registry.spec import Layout, ModelMetadata, ModelSpec
+
 IR_VERSION = 10
 OPSET = 17
 
@@ -114,3 +116,25 @@ def three_d_input_model() -> bytes:
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 64])],
     )
     return model_bytes(graph)
+
+
+def make_spec(
+    shape: list[int | None],
+    layout: Layout = Layout.NCHW,
+    dtype: str = "float32",
+    metadata: ModelMetadata | None = None,
+) -> ModelSpec:
+    """A ModelSpec for code that reads specs but never opens the model file."""
+    return ModelSpec(
+        name="chest",
+        version="3",
+        sha256="0" * 64,
+        size_bytes=10,
+        input_name="image",
+        input_shape=shape,
+        input_dtype=dtype,
+        layout=layout,
+        output_name="probabilities",
+        output_shape=[shape[0], 2],
+        metadata=metadata or ModelMetadata(),
+    )

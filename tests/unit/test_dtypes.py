@@ -5,7 +5,6 @@ import pytest
 
 from serve_app.codecs.dtypes import (
     ONNX_TENSOR_TYPES,
-    ONNX_TYPE_NAMES,
     VALUE_RANGES,
     WIRE_DTYPES,
     unit_range,
@@ -41,14 +40,5 @@ def test_every_wire_dtype_has_a_value_range() -> None:
     assert set(WIRE_DTYPES.values()) <= set(VALUE_RANGES)
 
 
-def test_onnx_type_names_is_the_inverse_of_onnx_tensor_types() -> None:
-    assert len(ONNX_TYPE_NAMES) == len(ONNX_TENSOR_TYPES)
-    for name, dtype in ONNX_TENSOR_TYPES.items():
-        assert ONNX_TYPE_NAMES[dtype] == name
-    for dtype, name in ONNX_TYPE_NAMES.items():
-        assert ONNX_TENSOR_TYPES[name] == dtype
-
-
 def test_onnx_float_is_float32() -> None:
     assert ONNX_TENSOR_TYPES["tensor(float)"] == np.float32
-    assert ONNX_TYPE_NAMES[np.dtype(np.float32)] == "tensor(float)"

@@ -6,6 +6,7 @@ import pytest
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import LUMA, match_channels, normalize, prepare, resize
 from serve_app.registry.spec import Layout, ModelMetadata, ModelSpec
+from tests.unit.onnx_builders import make_spec
 
 
 def spec(
@@ -17,24 +18,8 @@ def spec(
     mean: list[float] | None = None,
     std: list[float] | None = None,
 ) -> ModelSpec:
-    shape = (
-        [None, channels, height, width]
-        if layout is Layout.NCHW
-        else [None, height, width, channels]
-    )
-    return ModelSpec(
-        name="m",
-        version="1",
-        sha256="0" * 64,
-        size_bytes=1,
-        input_name="image",
-        input_shape=shape,
-        input_dtype=dtype,
-        layout=layout,
-        output_name="out",
-        output_shape=[None, 2],
-        metadata=ModelMetadata(mean=mean, std=std),
-    )
+    dims = [channels, height, width] if layout is Layout.NCHW else [height, width, channels]
+    return make_spec([None, *dims], layout, dtype, ModelMetadata(mean=mean, std=std))
 
 
 def image(pixels: np.ndarray) -> DecodedImage:

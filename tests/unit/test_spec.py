@@ -7,28 +7,12 @@ from serve_app.errors import InvalidInput
 from serve_app.registry.spec import (
     Layout,
     ModelMetadata,
-    ModelSpec,
     dims,
     infer_layout,
     numpy_dtype,
     parse_metadata,
 )
-
-
-def make_spec(shape: list[int | None], layout: Layout, dtype: str = "float32") -> ModelSpec:
-    return ModelSpec(
-        name="chest",
-        version="3",
-        sha256="0" * 64,
-        size_bytes=10,
-        input_name="image",
-        input_shape=shape,
-        input_dtype=dtype,
-        layout=layout,
-        output_name="probabilities",
-        output_shape=[shape[0], 2],
-        metadata=ModelMetadata(),
-    )
+from tests.unit.onnx_builders import make_spec
 
 
 def test_metadata_defaults_when_nothing_is_declared() -> None:
