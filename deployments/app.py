@@ -9,6 +9,7 @@ from ray.serve import Application
 from deployments.ingress import Ingress
 from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
+from serve_app.auth.credentials import load_credentials
 from serve_app.registry.store import ModelStore
 from serve_app.settings import Settings
 
@@ -24,6 +25,7 @@ def build_app(args: dict[str, Any]) -> Application:
     ``MEDAI_*`` environment settings.
     """
     settings = Settings(**args)
+    load_credentials(settings)  # refuse a configuration the ingress would refuse, early
     store = ModelStore(settings.model_store)
     specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
     runners = {

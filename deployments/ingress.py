@@ -8,9 +8,11 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
+from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
+from serve_app.logs import configure_logging
 from serve_app.pipeline import Job, Outcome
 from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
@@ -72,4 +74,8 @@ class Ingress:
         self.preprocessor = preprocessor
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.settings, ServeBackend(self.preprocessor, self.settings))
+        configure_logging(self.settings.log_level)
+        # NOTE: secrets are read here, inside the replica, never carried by bind arguments.
+        credentials = load_credentials(self.settings)
+        backend = ServeBackend(self.preprocessor, self.settings)
+        return create_app(self.settings, backend, credentials)

@@ -7,6 +7,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from serve_app.logs import configure_logging
 from serve_app.registry.lifecycle import Lifecycle, ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
@@ -30,6 +31,7 @@ class ModelRunner:
     """
 
     def __init__(self, settings: Settings, spec: ModelSpec) -> None:
+        configure_logging(settings.log_level)
         self.lifecycle = Lifecycle()
         self.lifecycle.transition(ModelState.LOADING)
         config = settings.model(spec.name)

@@ -7,6 +7,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.hops import Hop
+from serve_app.logs import configure_logging
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.spec import ModelSpec
@@ -30,6 +31,7 @@ class Preprocessor:
         specs: dict[str, ModelSpec],
         runners: dict[str, DeploymentHandle],
     ) -> None:
+        configure_logging(settings.log_level)
         self.runners = runners
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
         self.pipeline = Pipeline(settings, specs, self._call_model)

@@ -34,7 +34,7 @@ import psutil
 import yaml
 
 from loadtests.payloads import BODIES, PATHS, image_for
-from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models
+from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models, local_token
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import prepare
 from serve_app.registry.store import ModelStore
@@ -46,6 +46,7 @@ wrk.method = "POST"
 wrk.body = f:read("*all")
 f:close()
 wrk.headers["Content-Type"] = "{content_type}"
+wrk.headers["Authorization"] = "Bearer {token}"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {{"requests": %d, "duration_us": %d, "errors": %d, '
@@ -230,7 +231,10 @@ def main() -> int:
     body, content_type = BODIES[args.endpoint](image_for(spec, seed=1), args.model)
     (workdir / "body").write_bytes(body)
     script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT.format(body=workdir / "body", content_type=content_type))
+    token = local_token(settings, "bench", "clinician", ttl_s=12 * 3600)
+    script.write_text(
+        WRK_SCRIPT.format(body=workdir / "body", content_type=content_type, token=token)
+    )
     url = f"http://127.0.0.1:{args.port}{PATHS[args.endpoint]}"
 
     rows = []

@@ -3,7 +3,8 @@
     locust -f loadtests/locustfile.py --headless -u 32 -r 8 -t 60s --host http://127.0.0.1:8000
 
 The target model comes from ``MEDAI_LOAD_MODEL`` (default chest-xray-demo);
-``MEDAI_TOKEN``, when set, is sent as a bearer token. Payloads are built once,
+``MEDAI_TOKEN`` is sent as the bearer token; unset, a clinician token is minted with
+this machine's secret (as ``medai token`` does). Payloads are built once,
 at the model's own size, from the local model store.
 """
 
@@ -14,17 +15,19 @@ import os
 from locust import FastHttpUser, between, task
 
 from loadtests.payloads import batch_body, image_for, json_body, multipart_body
+from serve_app.cli import config_settings, local_token
 from serve_app.registry.store import ModelStore
-from serve_app.settings import Settings
+from serve_app.settings import REPO_ROOT
 
 MODEL = os.environ.get("MEDAI_LOAD_MODEL", "chest-xray-demo")
-SPEC = ModelStore(Settings().model_store).resolve(MODEL)
+SETTINGS = config_settings(REPO_ROOT / "serve_config.yaml")
+SPEC = ModelStore(SETTINGS.model_store).resolve(MODEL)
 BODIES = {
     "/infer": json_body(image_for(SPEC, seed=1), MODEL),
     "/infer/file": multipart_body(image_for(SPEC, seed=2), MODEL),
     "/infer/batch": batch_body([image_for(SPEC, seed=s) for s in range(3, 7)], MODEL),
 }
-TOKEN = os.environ.get("MEDAI_TOKEN")
+TOKEN = os.environ.get("MEDAI_TOKEN") or local_token(SETTINGS, "locust", "clinician", 12 * 3600)
 
 
 class ClinicalClient(FastHttpUser):
@@ -34,9 +37,9 @@ class ClinicalClient(FastHttpUser):
 
     def _send(self, method: str, path: str) -> None:
         body, content_type = BODIES.get(path, (None, None))
-        headers = {"Content-Type": content_type} if content_type else {}
-        if TOKEN:
-            headers["Authorization"] = f"Bearer {TOKEN}"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        if content_type:
+            headers["Content-Type"] = content_type
         with self.client.request(
             method, path, data=body, headers=headers, name=path, catch_response=True
         ) as response:

@@ -5,11 +5,14 @@
 
 from fastapi import FastAPI
 
+from serve_app.auth.credentials import load_credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
+from serve_app.logs import configure_logging
 from serve_app.settings import Settings
 
 
 def app() -> FastAPI:
     settings = Settings()
-    return create_app(settings, LocalBackend(settings))
+    configure_logging(settings.log_level)
+    return create_app(settings, LocalBackend(settings), load_credentials(settings))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from serve_app.settings import REPO_ROOT, Settings
 
+APP_IMPORT = "deployments.app:build_app"
+
 HIGH_THROUGHPUT_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 """Ray Serve's HAProxy ingress + throughput-optimized mode (see README, "Serving modes")."""
 
@@ -33,6 +35,60 @@ def build_demo_models(settings: Settings, include_on_demand: bool = False) -> li
     return built
 
 
+def config_settings(config: Path) -> Settings:
+    """The settings the app deployed from ``config`` runs with: its ``args`` over ``MEDAI_*``."""
+    import yaml
+
+    apps = yaml.safe_load(config.read_text()).get("applications", [])
+    args = next((a.get("args") or {} for a in apps if a.get("import_path") == APP_IMPORT), {})
+    return Settings(**args)
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 1h, 7d)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the duration must be positive")
+    return seconds
+
+
+def local_token(settings: Settings, sub: str, role: str, ttl_s: float | None = None) -> str:
+    """A token signed with this machine's HS256 secret (the environment's, or the generated
+    development one): what ``medai token``, the benchmark and the load test send."""
+    from serve_app.auth.credentials import load_credentials
+    from serve_app.auth.tokens import mint
+
+    secret = load_credentials(settings).jwt_secret
+    assert secret is not None  # load_credentials refuses to go on without one
+    ttl = ttl_s or settings.auth.token_ttl_s
+    return mint(settings.auth, secret.get_secret_value(), sub, role, ttl, algorithm="HS256")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from serve_app.auth.rbac import Role
+    from serve_app.auth.tokens import mint
+
+    settings = config_settings(args.config)
+    if args.role not in Role.__members__.values():
+        print(f"medai token: note: role {args.role!r} is granted nothing", file=sys.stderr)
+    if args.private_key is not None:
+        algorithm = args.algorithm or next(a for a in settings.auth.algorithms if a != "HS256")
+        ttl = args.ttl or settings.auth.token_ttl_s
+        key = args.private_key.read_bytes()
+        print(mint(settings.auth, key, args.sub, args.role, ttl, algorithm=algorithm, kid=args.kid))
+    elif settings.auth.algorithms == ["HS256"]:
+        print(local_token(settings, args.sub, args.role, args.ttl))
+    else:
+        print("medai token: this server verifies RS256/ES256; pass --private-key", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_build_demo(args: argparse.Namespace) -> int:
     settings = Settings()
     built = build_demo_models(settings, include_on_demand=args.bench)
@@ -48,7 +104,7 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = config_settings(args.config)
     build_demo_models(settings)
     if args.high_throughput:
         os.environ.update(HIGH_THROUGHPUT_ENV)  # NOTE: before Ray is imported or started
@@ -58,7 +114,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"MedAI Flow: serving {args.config} on http://127.0.0.1:8000 "
         "(ready when GET /readyz answers 200). Try:\n"
         "  curl -s http://127.0.0.1:8000/readyz\n"
-        "  curl -s -F file=@image.png http://127.0.0.1:8000/infer/file",
+        "  TOKEN=$(.venv/bin/medai token --sub alice --role clinician)\n"
+        '  curl -s -H "Authorization: Bearer $TOKEN" -F file=@image.png '
+        "http://127.0.0.1:8000/infer/file",
         flush=True,
     )
     # NOTE: Ctrl-C and SIGTERM (systemd, docker stop) both stop cleanly; a background
@@ -88,6 +146,19 @@ def main(argv: list[str] | None = None) -> int:
         help="Ray Serve's HAProxy + throughput-optimized mode (default on)",
     )
     serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser(
+        "token",
+        help="mint a bearer token the configured server accepts (development and operations)",
+    )
+    token.add_argument("--sub", required=True, help="the caller's id (the `sub` claim)")
+    token.add_argument("--role", required=True, help="clinician, ml_engineer, auditor or admin")
+    token.add_argument("--ttl", type=parse_duration, help="lifetime, e.g. 30m, 1h, 7d")
+    token.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    token.add_argument("--private-key", type=Path, help="PEM private key (RS256/ES256 servers)")
+    token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key")
+    token.add_argument("--kid", help="key id header (servers verifying with a JWKS file)")
+    token.set_defaults(func=cmd_token)
 
     args = parser.parse_args(argv)
     return args.func(args)

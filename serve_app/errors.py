@@ -8,6 +8,7 @@ every field.
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -35,10 +36,14 @@ class MedAIError(Exception):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.detail, self.field, self.rule, self.errors))
+        return (_rebuild, (type(self), self.__dict__))
 
     def __str__(self) -> str:
         return self.detail
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong to this error (``Retry-After``, ``WWW-Authenticate``)."""
+        return {}
 
     @property
     def type(self) -> str:
@@ -84,6 +89,44 @@ class UnsupportedMediaType(MedAIError):
     title = "Unsupported media type"
 
 
+class Unauthorized(MedAIError):
+    """No usable bearer token. The detail names the problem, never the token."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, rule: str, field: str = "authorization", **kwargs: Any) -> None:
+        super().__init__(detail, field, rule, **kwargs)
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750 section 3: no error code when the request carried no token at all.
+        if self.rule == "missing":
+            return {"WWW-Authenticate": 'Bearer realm="medai"'}
+        return {"WWW-Authenticate": 'Bearer realm="medai", error="invalid_token"'}
+
+
+class Forbidden(MedAIError):
+    """A valid token whose role does not grant the route."""
+
+    status = HTTPStatus.FORBIDDEN
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class TooManyRequests(MedAIError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: float, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
 class NotFound(MedAIError):
     status = HTTPStatus.NOT_FOUND
     slug = "not-found"
@@ -97,3 +140,13 @@ class ServiceUnavailable(MedAIError):
     slug = "unavailable"
     title = "Service unavailable"
     retry_after_s: ClassVar[int] = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+def _rebuild(cls: type[MedAIError], state: dict[str, Any]) -> MedAIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state["detail"])
+    error.__dict__.update(state)
+    return error

@@ -52,6 +52,62 @@ class HopSettings(BaseModel):
     """How long the first request waits for company; 0 takes whatever is already queued."""
 
 
+JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+
+
+class AuthSettings(BaseModel):
+    """Bearer-token (JWT) authentication at the ingress.
+
+    Keys are not settings: the HS256 secret comes from ``MEDAI_JWT_SECRET`` or a
+    ``medai_jwt_secret`` file in ``secrets_dir``, loaded inside each replica.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    algorithms: list[JwtAlgorithm] = Field(default_factory=lambda: ["HS256"], min_length=1)
+    """Accepted JWT algorithms, pinned: ``HS256`` (shared secret) or ``RS256``/``ES256``
+    (public key or JWKS file); the two families never mix."""
+    public_key_file: Path | None = None
+    """PEM public key verifying RS256/ES256 tokens."""
+    jwks_file: Path | None = None
+    """JWKS file verifying RS256/ES256 tokens; the token's ``kid`` picks the key."""
+    issuer: str | None = None
+    """Required ``iss`` claim, checked when set."""
+    audience: str | None = None
+    """Required ``aud`` claim, checked when set."""
+    leeway_s: float = Field(30, ge=0, le=300)
+    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``, in seconds."""
+    max_token_bytes: int = Field(8192, ge=256, le=65536)
+    """Longest bearer token accepted (401 beyond, before any parsing)."""
+    token_ttl_s: int = Field(3600, ge=60, le=30 * 86400)
+    """Lifetime of tokens minted by ``medai token`` when ``--ttl`` is not given."""
+    secrets_dir: Path | None = None
+    """Directory of secret files (Kubernetes/Docker secrets), read when the
+    environment variable is unset."""
+
+    @model_validator(mode="after")
+    def _one_key_family(self) -> AuthSettings:
+        symmetric = {a.startswith("HS") for a in self.algorithms}
+        if len(symmetric) > 1:
+            raise ValueError("auth.algorithms: HS256 cannot be mixed with RS256/ES256")
+        if symmetric == {False} and (self.public_key_file is None) == (self.jwks_file is None):
+            raise ValueError("auth: RS256/ES256 need exactly one of public_key_file, jwks_file")
+        return self
+
+
+class RateLimitSettings(BaseModel):
+    """Per-user token bucket at the ingress (429 with ``Retry-After`` when empty)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    enabled: bool | None = None
+    """On or off; unset turns it on in production and off in development."""
+    requests_per_second: float = Field(50.0, gt=0)
+    """Sustained requests per second per user (token ``sub``)."""
+    burst: int = Field(100, ge=1)
+    """Requests a user may send at once after being idle."""
+
+
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
 
@@ -79,8 +135,12 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "production"] = "development"
-    """Deployment kind; ``production`` refuses development defaults (such as a development
-    signing key, once authentication lands)."""
+    """Deployment kind; ``production`` refuses development defaults (generated development
+    secrets) and turns rate limiting on."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the JSON logs of ``serve_app`` and ``deployments``."""
+    data_dir: Path = REPO_ROOT / "data"
+    """Directory for local state: generated development secrets (``dev-secrets/``)."""
     model_store: Path = REPO_ROOT / "model_store"
     """Directory of the content-addressed model store (``blobs/`` + ``catalog.json``)."""
     models: list[ModelConfig] = Field(
@@ -92,6 +152,8 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     hops: HopSettings = HopSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     @model_validator(mode="after")
     def _default_model_is_served(self) -> Settings:
@@ -101,6 +163,15 @@ class Settings(BaseSettings):
         if self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not among models {names}")
         return self
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def rate_limited(self) -> bool:
+        enabled = self.rate_limit.enabled
+        return self.production if enabled is None else enabled
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from serve_app.auth.credentials import Credentials, load_credentials
+from serve_app.auth.tokens import mint
 from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models
 from serve_app.settings import Settings
 
@@ -21,6 +25,10 @@ from serve_app.settings import Settings
 # they are set here, before any test module imports Ray.
 if os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput":
     os.environ.update(HIGH_THROUGHPUT_ENV)
+# The secrets every test's server runs with, as a deployment would have them: in the
+# environment, which the Ray workers inherit. Fresh each session.
+os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)
+os.environ["MEDAI_PSEUDONYM_KEY"] = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +40,47 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(model_store: Path) -> Settings:
-    return Settings(model_store=model_store)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+TEST_AUTH = {"issuer": "https://idp.medai.test", "audience": "medai-flow"}
+"""Test servers check ``iss`` and ``aud``, so the attack matrix covers them."""
 
 
 @pytest.fixture(scope="session")
-def served(model_store: Path) -> Iterator[str]:
+def server_args(model_store: Path, data_dir: Path) -> dict[str, Any]:
+    """The application ``args`` every test server runs with (in-process and Ray-served)."""
+    return {"model_store": str(model_store), "data_dir": str(data_dir), "auth": TEST_AUTH}
+
+
+@pytest.fixture(scope="session")
+def settings(server_args: dict[str, Any]) -> Settings:
+    return Settings(**server_args)
+
+
+@pytest.fixture(scope="session")
+def credentials(settings: Settings) -> Credentials:
+    return load_credentials(settings)
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def token_for(settings: Settings, credentials: Credentials) -> TokenFactory:
+    """``token_for(role, sub=...)``: a token the test servers accept, valid for an hour."""
+    assert credentials.jwt_secret is not None
+    key = credentials.jwt_secret.get_secret_value()
+
+    def token(role: str, sub: str | None = None, ttl_s: float = 3600) -> str:
+        return mint(settings.auth, key, sub or f"test-{role}", role, ttl_s)
+
+    return token
+
+
+@pytest.fixture(scope="session")
+def served(server_args: dict[str, Any]) -> Iterator[str]:
     """``serve_config.yaml`` deployed on one real local Ray instance for the whole session.
 
     Yields the base URL. Ray is shut down at the end of the session.
@@ -48,7 +91,7 @@ def served(model_store: Path) -> Iterator[str]:
     from deployments.local import deploy, load_config
     from tests.ports import free_port
 
-    config = load_config(port=free_port(), args={"model_store": str(model_store)})
+    config = load_config(port=free_port(), args=server_args)
     try:
         yield deploy(config)
     finally:
@@ -57,3 +100,9 @@ def served(model_store: Path) -> Iterator[str]:
         with contextlib.suppress(RuntimeError):
             serve.shutdown()
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def clinician(token_for: TokenFactory) -> dict[str, str]:
+    """Headers of an authenticated clinician: what HTTP tests send by default."""
+    return {"Authorization": f"Bearer {token_for('clinician')}"}

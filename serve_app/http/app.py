@@ -4,20 +4,47 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from serve_app.auth.credentials import Credentials
+from serve_app.auth.keys import KeyRing
+from serve_app.auth.tokens import TokenVerifier
 from serve_app.backend import Backend
-from serve_app.http.middleware import BodySizeLimit
+from serve_app.http.metrics import Metrics
+from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
 from serve_app.http.routes import build_router
+from serve_app.http.security import Authenticate
+from serve_app.logs import Pseudonymizer
+from serve_app.ratelimit import TokenBuckets
 from serve_app.settings import Settings
 
 
-def create_app(settings: Settings, backend: Backend) -> FastAPI:
+def create_app(settings: Settings, backend: Backend, credentials: Credentials) -> FastAPI:
     app = FastAPI(
         title="MedAI Flow",
         version="0.1.0",
         description="Inference on medical images with ONNX models served by Ray Serve.",
     )
     install_problem_handlers(app)
+    assert credentials.pseudonym_key is not None  # load_credentials guarantees it
+    pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
+    metrics = Metrics()
+    app.include_router(build_router(settings, backend, pseudonymize, metrics))
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
-    app.include_router(build_router(settings, backend))
+    # NOTE: added last, so it runs first: no body is read before the caller is known.
+    limit = settings.rate_limit
+    app.add_middleware(
+        Authenticate,
+        verifier=TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials)),
+        buckets=TokenBuckets(limit.requests_per_second, limit.burst)
+        if settings.rate_limited
+        else None,
+        public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
+        metrics=metrics,
+    )
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+def docs_paths(app: FastAPI) -> set[str]:
+    urls = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    return {url for url in urls if url}

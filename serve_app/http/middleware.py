@@ -1,11 +1,24 @@
-"""Pure-ASGI checks that must run before a body is read."""
+"""Pure-ASGI middleware: the request's context and log line, and the body-size check."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.errors import PayloadTooLarge
+from serve_app.http.metrics import Metrics
 from serve_app.http.problems import problem_response
+from serve_app.logs import request_id
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""Client-chosen request ids are kept only when they are this plain (they reach the logs)."""
 
 
 class BodySizeLimit:
@@ -53,3 +66,55 @@ class BodySizeLimit:
                 await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
+
+
+class RequestContext:
+    """Give each request an id (``X-Request-ID``) and log one JSON access line for it.
+
+    Behind Ray Serve the proxy (or HAProxy) has already set ``x-request-id`` and echoes
+    it; served alone, the id is made here and echoed here. The line names the route,
+    status, duration and the caller's ``sub`` — never the query, body or token.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if not given:
+                    MutableHeaders(scope=message).append("X-Request-ID", rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            principal = scope.get("state", {}).get("principal")
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "user": principal.subject if principal else None,
+                },
+            )
+            # NOTE: the route's template, never the raw path: clients choose paths freely.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, status).inc()
+            self.metrics.duration.labels(route).observe(seconds)
+            request_id.reset(token)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
-from serve_app.errors import PROBLEM_BASE, InvalidInput, MalformedRequest, MedAIError
+from serve_app.errors import (
+    PROBLEM_BASE,
+    InvalidInput,
+    MalformedRequest,
+    MedAIError,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +25,25 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(error: MedAIError) -> JSONResponse:
-    headers = (
-        {"Retry-After": "1"}
-        if error.status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS)
-        else None
-    )
     return JSONResponse(
-        error.to_problem(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
+        error.to_problem(),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers(),
     )
 
 
-def validation_problem(exc: RequestValidationError) -> MedAIError:
-    """Pydantic's errors, naming each field and rule, never echoing the input."""
+def validation_problem(exc: RequestValidationError, request: Request) -> MedAIError:
+    """Pydantic's errors, naming each field and rule, never echoing the input.
+
+    A body in a media type the route does not read was never parsed, so every error
+    in it is really the Content-Type's: a 415 naming that header.
+    """
+    expected = _refused_media_type(request)
+    if expected and any(e["loc"][:1] == ("body",) for e in exc.errors()):
+        return UnsupportedMediaType(
+            f"Content-Type must be {expected}", field="content-type", rule="media-type"
+        )
     errors = [
         {
             "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
@@ -48,17 +62,56 @@ def validation_problem(exc: RequestValidationError) -> MedAIError:
     )
 
 
+def _refused_media_type(request: Request) -> str | None:
+    """The media type the matched route parses its body as, if the request declared another.
+
+    FastAPI's own rule: a body with files must be multipart, other form bodies multipart
+    or URL-encoded, any other body ``application/json`` or ``application/*+json``.
+    """
+    body = getattr(request.scope.get("route"), "body_field", None)
+    sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if body is None:
+        return None
+    if isinstance(body.field_info, params.File):
+        return None if sent == "multipart/form-data" else "multipart/form-data"
+    if isinstance(body.field_info, params.Form):
+        form = ("multipart/form-data", "application/x-www-form-urlencoded")
+        return None if sent in form else "multipart/form-data"
+    is_json = sent.startswith("application/") and sent.endswith(("/json", "+json"))
+    return None if is_json else "application/json"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(MedAIError)
     async def medai_error(_: Request, exc: MedAIError) -> JSONResponse:
         return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(validation_problem(exc))
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(validation_problem(exc, request))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # NOTE: FastAPI and Starlette answer a body they cannot parse at all with a bare
+        # 400; its cause tells JSON nested past the recursion limit, JSON that is not
+        # UTF-8 or holds an integer over 4300 digits, and broken multipart apart.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, RecursionError):
+            return problem_response(
+                MalformedRequest("JSON body is nested too deeply", field="body", rule="json-depth")
+            )
+        if isinstance(cause, ValueError):
+            return problem_response(
+                MalformedRequest(
+                    "body cannot be parsed: not UTF-8, or a number over 4300 digits",
+                    field="body",
+                    rule="parse",
+                )
+            )
+        if isinstance(cause, MultiPartException):
+            return problem_response(
+                MalformedRequest(f"multipart body: {exc.detail}", field="body", rule="multipart")
+            )
         status = HTTPStatus(exc.status_code)
         problem = {
             "type": PROBLEM_BASE + "http-" + str(status.value),

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
+from serve_app.auth.rbac import Permission
+from serve_app.auth.tokens import Principal
 from serve_app.backend import Backend
 from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.pixels import pixels_from_list
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
+from serve_app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from serve_app.http.metrics import Metrics
 from serve_app.http.problems import PROBLEM_JSON, problem_response
+from serve_app.http.security import require
+from serve_app.logs import Pseudonymizer
 from serve_app.pipeline import Job, Outcome, Prediction
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
@@ -29,8 +36,11 @@ from serve_app.schemas.infer import (
 )
 from serve_app.settings import Settings
 
+log = logging.getLogger(__name__)
+
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
-ERRORS = {code: PROBLEM for code in (400, 404, 413, 415, 422, 503)}
+ERRORS = {code: PROBLEM for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)}
+Inferrer = Annotated[Principal, require(Permission.INFER)]
 
 
 def to_response(prediction: Prediction, started: float) -> InferResponse:
@@ -56,17 +66,30 @@ def batch_item(index: int, outcome: Outcome, started: float) -> BatchItem:
     return BatchItem(index=index, status=200, result=to_response(outcome, started))
 
 
-def build_router(settings: Settings, backend: Backend) -> APIRouter:
+def build_router(
+    settings: Settings, backend: Backend, pseudonymize: Pseudonymizer, metrics: Metrics
+) -> APIRouter:
     router = APIRouter()
     limits = settings.limits
+
+    def logged(caller: Principal, patient_id: str | None, outcome: Outcome) -> Outcome:
+        fields = {"user": caller.subject, "patient": pseudonymize(patient_id)}
+        if isinstance(outcome, MedAIError):
+            fields |= {"status": int(outcome.status), "rule": outcome.rule}
+            metrics.inferences.labels(outcome.rule or outcome.slug, fields["status"]).inc()
+        else:
+            fields |= {"status": 200, "model": f"{outcome.model_name}:{outcome.model_version}"}
+            metrics.inferences.labels(fields["model"], 200).inc()
+        log.info("inference", extra=fields)
+        return outcome
 
     def pixels_image(body: InferRequest) -> DecodedImage:
         check_dimensions(body.width, body.height, limits)
         return pixels_from_list(body.data, body.width, body.height, body.channels, body.dtype)
 
-    async def predict(job: Job) -> Prediction:
+    async def predict(job: Job, caller: Principal, patient_id: str | None) -> Prediction:
         (outcome,) = await backend.infer([job])
-        if isinstance(outcome, MedAIError):
+        if isinstance(logged(caller, patient_id, outcome), MedAIError):
             raise outcome
         return outcome
 
@@ -74,6 +97,11 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
+
+    @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics_text() -> PlainTextResponse:
+        """Prometheus metrics of this ingress replica (Ray Serve's own are on Ray's port)."""
+        return PlainTextResponse(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @router.get("/readyz", tags=["health"], response_model=Readiness, responses={503: PROBLEM})
     async def readyz() -> Readiness | JSONResponse:
@@ -89,15 +117,16 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
         return Readiness(ready=True, models={k: v.value for k, v in states.items()})
 
     @router.post("/infer", tags=["inference"], response_model=InferResponse, responses=ERRORS)
-    async def infer(body: InferRequest) -> InferResponse:
+    async def infer(body: InferRequest, caller: Inferrer) -> InferResponse:
         """Classify one image sent as a JSON pixel list."""
         started = time.perf_counter()
-        return to_response(await predict(Job(pixels_image(body), body.model)), started)
+        job = Job(pixels_image(body), body.model)
+        return to_response(await predict(job, caller, body.patient_id), started)
 
     @router.post(
         "/infer/batch", tags=["inference"], response_model=BatchInferResponse, responses=ERRORS
     )
-    async def infer_batch(body: BatchInferRequest) -> BatchInferResponse:
+    async def infer_batch(body: BatchInferRequest, caller: Inferrer) -> BatchInferResponse:
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
         if len(body.images) > limits.max_batch_images:
             raise InvalidInput(
@@ -115,7 +144,10 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
 
         jobs = [job(image) for image in body.images]
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
-        results = [next(outcomes) if isinstance(j, Job) else j for j in jobs]
+        results = [
+            logged(caller, image.patient_id, next(outcomes) if isinstance(j, Job) else j)
+            for image, j in zip(body.images, jobs, strict=True)
+        ]
         items = [batch_item(i, result, started) for i, result in enumerate(results)]
         ok = sum(item.result is not None for item in items)
         return BatchInferResponse(
@@ -129,6 +161,7 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
 
     @router.post("/infer/file", tags=["inference"], response_model=InferResponse, responses=ERRORS)
     async def infer_file(
+        caller: Inferrer,
         file: Annotated[UploadFile, File(description="PNG, JPEG or DICOM, detected by content.")],
         patient_id: Annotated[str | None, Form(min_length=1, max_length=128)] = None,
         model: Annotated[str | None, Form(pattern=MODEL_REF_PATTERN)] = None,
@@ -138,6 +171,6 @@ def build_router(settings: Settings, backend: Backend) -> APIRouter:
         started = time.perf_counter()
         data = await file.read()
         image = EncodedImage(data=data, format=sniff(data), frame=frame)
-        return to_response(await predict(Job(image, model)), started)
+        return to_response(await predict(Job(image, model), caller, patient_id), started)
 
     return router

@@ -8,20 +8,24 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
 from serve_app.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def inprocess_client(settings: Settings) -> Iterator[httpx.Client]:
-    with TestClient(create_app(settings, LocalBackend(settings))) as client:
+def inprocess_client(
+    settings: Settings, credentials: Credentials, clinician: dict[str, str]
+) -> Iterator[httpx.Client]:
+    app = create_app(settings, LocalBackend(settings), credentials)
+    with TestClient(app, headers=clinician) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def served_client(served: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served, timeout=60) as client:
+def served_client(served: str, clinician: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served, timeout=60, headers=clinician) as client:
         yield client
 
 

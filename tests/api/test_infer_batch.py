@@ -6,9 +6,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.test_infer_json import assert_problem, assert_still_serving
 from tests.images import infer_body, pixels
 from tests.oracle import direct_outputs
+from tests.problems import assert_problem, assert_still_serving
 
 
 def test_batch_results_match_their_own_images(api: httpx.Client, model_store) -> None:

@@ -16,14 +16,16 @@ from tests.oracle import direct_outputs
 pytestmark = pytest.mark.serve
 
 
-def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_store) -> None:
+def test_concurrent_requests_are_batched_and_never_mixed(
+    served: str, model_store, clinician: dict[str, str]
+) -> None:
     images = [pixels(1000 + i, 256, 256) for i in range(32)]
 
     async def scenario() -> tuple[dict, list[list[float]], dict]:
         # NOTE: in throughput-optimized mode a handle must be used inside an event loop.
         runner = serve.get_deployment_handle("model-chest-xray-demo", app_name="medai")
         before = await runner.stats.remote()
-        async with httpx.AsyncClient(base_url=served, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=served, timeout=60, headers=clinician) as client:
             responses = await asyncio.gather(
                 *(client.post("/infer", json=infer_body(image)) for image in images)
             )
@@ -46,7 +48,9 @@ def test_concurrent_requests_are_batched_and_never_mixed(served: str, model_stor
     assert after["largest_batch"] > 1
 
 
-def test_concurrent_files_for_two_models(served: str, model_store) -> None:
+def test_concurrent_files_for_two_models(
+    served: str, model_store, clinician: dict[str, str]
+) -> None:
     jobs = [
         (pixels(2000 + i, 128, 160, channels=3), "derm-demo" if i % 2 else "chest-xray-demo")
         for i in range(16)
@@ -54,7 +58,7 @@ def test_concurrent_files_for_two_models(served: str, model_store) -> None:
 
     def infer(job: tuple[np.ndarray, str]) -> list[float]:
         image, model = job
-        with httpx.Client(base_url=served, timeout=60) as client:
+        with httpx.Client(base_url=served, timeout=60, headers=clinician) as client:
             response = client.post(
                 "/infer/file", files={"file": ("x", encode(image, "PNG"))}, data={"model": model}
             )
@@ -70,11 +74,13 @@ def test_concurrent_files_for_two_models(served: str, model_store) -> None:
         )
 
 
-def test_largest_image_passes_every_hop(served: str, model_store) -> None:
+def test_largest_image_passes_every_hop(
+    served: str, model_store, clinician: dict[str, str]
+) -> None:
     # 16 MiB as float32 between hops; 3 decimals keep the JSON body under the 50 MB limit.
     values = np.round(np.random.default_rng(3000).random((2048, 2048, 1)), 3)
     body = {**infer_body(values), "dtype": "float32"}
-    with httpx.Client(base_url=served, timeout=120) as client:
+    with httpx.Client(base_url=served, timeout=120, headers=clinician) as client:
         response = client.post("/infer", json=body)
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(
@@ -85,9 +91,11 @@ def test_largest_image_passes_every_hop(served: str, model_store) -> None:
     )
 
 
-def test_oversized_body_is_413_and_serving_continues(served: str) -> None:
+def test_oversized_body_is_413_and_serving_continues(
+    served: str, clinician: dict[str, str]
+) -> None:
     body = b"0" * (50 * 1024 * 1024 + 1)
-    with httpx.Client(base_url=served, timeout=120) as client:
+    with httpx.Client(base_url=served, timeout=120, headers=clinician) as client:
         response = client.post(
             "/infer/file", content=body, headers={"content-type": "application/octet-stream"}
         )
@@ -96,8 +104,8 @@ def test_oversized_body_is_413_and_serving_continues(served: str) -> None:
         assert client.post("/infer", json=infer_body(pixels(1, 64, 64))).status_code == 200
 
 
-def test_health_and_readiness(served: str) -> None:
-    with httpx.Client(base_url=served, timeout=30) as client:
+def test_health_and_readiness(served: str, clinician: dict[str, str]) -> None:
+    with httpx.Client(base_url=served, timeout=30, headers=clinician) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz").json()
     assert ready == {"ready": True, "models": {"chest-xray-demo": "ready", "derm-demo": "ready"}}

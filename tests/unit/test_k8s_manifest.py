@@ -74,7 +74,7 @@ def test_every_container_gets_the_settings_and_the_secret_reference() -> None:
         env = {v["name"]: v.get("value") for v in container["env"]}
         assert env["MEDAI_ENVIRONMENT"] == "production"
         assert env["MEDAI_MODEL_STORE"] == "/models"
-        assert {"secretRef": {"name": "medai-secrets", "optional": True}} in container["envFrom"]
+        assert {"secretRef": {"name": "medai-secrets", "optional": False}} in container["envFrom"]
 
 
 def test_no_literal_secret_in_the_manifests() -> None:

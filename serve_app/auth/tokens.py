@@ -1,0 +1,116 @@
+"""Bearer tokens: verify (every request) and mint (``medai token``).
+
+Every rejection is an ``Unauthorized`` whose rule names the check that failed;
+PyJWT's exceptions are translated here and nowhere else. The token itself is
+never echoed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from serve_app.auth.keys import KeyRing
+from serve_app.errors import Unauthorized
+from serve_app.settings import AuthSettings
+
+REQUIRED_CLAIMS = ("sub", "role", "exp")
+
+_RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
+    # Most specific first: several of these subclass one another.
+    (jwt.ExpiredSignatureError, "expired", "the token has expired"),
+    (jwt.ImmatureSignatureError, "not-yet-valid", "the token is not valid yet (nbf/iat)"),
+    (jwt.InvalidIssuedAtError, "issued-at", "the token's iat claim is invalid"),
+    (jwt.InvalidIssuerError, "issuer", "the token's issuer is not accepted"),
+    (jwt.InvalidAudienceError, "audience", "the token's audience is not accepted"),
+    (jwt.exceptions.InvalidSubjectError, "claim-type", "the token's 'sub' claim is not a string"),
+    (jwt.InvalidSignatureError, "signature", "the token's signature does not verify"),
+    (jwt.InvalidAlgorithmError, "algorithm", "the token's algorithm is not accepted"),
+    (jwt.InvalidKeyError, "algorithm", "the token's algorithm does not match its key"),
+    (jwt.DecodeError, "malformed", "the token is not a well-formed JWT"),
+    (jwt.PyJWTError, "invalid", "the token is invalid"),
+]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller: ``subject`` is the token's ``sub``, ``role`` its ``role``."""
+
+    subject: str
+    role: str
+
+
+def _translate(exc: jwt.PyJWTError) -> Unauthorized:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return Unauthorized(f"the token lacks the {exc.claim!r} claim", rule="missing-claim")
+    rule, detail = next((r, d) for kind, r, d in _RULES if isinstance(exc, kind))
+    return Unauthorized(detail, rule=rule)
+
+
+class TokenVerifier:
+    def __init__(self, auth: AuthSettings, keys: KeyRing) -> None:
+        self.auth = auth
+        self.keys = keys
+
+    def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("a bearer token is required", rule="missing")
+        if len(token) > self.auth.max_token_bytes:
+            raise Unauthorized(
+                f"the token is longer than {self.auth.max_token_bytes} bytes", rule="max-size"
+            )
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") not in self.auth.algorithms:
+                raise Unauthorized("the token's algorithm is not accepted", rule="algorithm")
+            key = self.keys.key_for(header)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm],
+                issuer=self.auth.issuer,
+                audience=self.auth.audience,
+                leeway=self.auth.leeway_s,
+                options={
+                    "require": [*REQUIRED_CLAIMS, *(["iss"] if self.auth.issuer else [])],
+                    "verify_aud": self.auth.audience is not None,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise _translate(exc) from None
+        for claim in ("sub", "role"):
+            if not isinstance(claims[claim], str) or not claims[claim]:
+                raise Unauthorized(
+                    f"the token's {claim!r} claim is not a string", rule="claim-type"
+                )
+        return Principal(subject=claims["sub"], role=claims["role"])
+
+
+def mint(
+    auth: AuthSettings,
+    key: Any,
+    subject: str,
+    role: str,
+    ttl_s: float,
+    algorithm: str | None = None,
+    kid: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A token the server configured with ``auth`` accepts (until ``ttl_s`` passes)."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "role": role,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(ttl_s),
+    }
+    if auth.issuer:
+        claims["iss"] = auth.issuer
+    if auth.audience:
+        claims["aud"] = auth.audience
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm=algorithm or auth.algorithms[0], headers=headers)

@@ -1,0 +1,99 @@
+"""Authentication and rate limiting before the body is read; authorization per route.
+
+``Authenticate`` is pure ASGI so that a request without a valid token, or over its
+user's rate, is answered before its body is received, let alone parsed. Routes then
+``require`` a permission of the principal it verified; ``BEARER`` documents the
+scheme in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serve_app.auth.rbac import Permission, authorize
+from serve_app.auth.tokens import Principal, TokenVerifier
+from serve_app.errors import MedAIError, TooManyRequests, Unauthorized
+from serve_app.http.metrics import Metrics
+from serve_app.http.problems import problem_response
+from serve_app.ratelimit import TokenBuckets
+
+log = logging.getLogger(__name__)
+
+BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A JWT with `sub`, `role` and `exp` claims (`medai token` mints one).",
+)
+
+
+def bearer_token(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+class Authenticate:
+    """Verify the bearer token and take a rate token for its subject, or answer 401/429."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        buckets: TokenBuckets | None,
+        public_paths: Collection[str],
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.verifier = verifier
+        self.buckets = buckets
+        self.public_paths = frozenset(public_paths)
+
+    def _admit(self, scope: Scope) -> Principal:
+        caller = self.verifier.verify(bearer_token(scope))
+        if self.buckets is not None and (wait := self.buckets.take(caller.subject)):
+            raise TooManyRequests(
+                f"rate limit of {self.buckets.rate:g} requests/s exceeded",
+                retry_after_s=wait,
+                field="authorization",
+                rule="rate-limit",
+            )
+        return caller
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = self._admit(scope)
+        except MedAIError as error:
+            log.warning("request refused", extra={"status": int(error.status), "rule": error.rule})
+            self.metrics.refused.labels(int(error.status), error.rule).inc()
+            await problem_response(error)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = caller
+        await self.app(scope, receive, send)
+
+
+def require(permission: Permission) -> Any:
+    """A dependency giving the route the caller's ``Principal`` once it may ``permission``."""
+
+    async def principal(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> Principal:
+        caller = getattr(request.state, "principal", None)
+        if caller is None:  # a route left public by mistake: fail closed
+            raise Unauthorized("a bearer token is required", rule="missing")
+        authorize(caller, permission)
+        return caller
+
+    return Depends(principal)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from serve_app.auth.rbac import GRANTS, Permission, Role, authorize
+from serve_app.auth.tokens import Principal
+from serve_app.errors import Forbidden
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("permission", list(Permission))
+def test_authorize_follows_the_role_table(role: Role, permission: Permission) -> None:
+    caller = Principal("alice", role.value)
+    if permission in GRANTS[role]:
+        authorize(caller, permission)
+    else:
+        with pytest.raises(Forbidden) as caught:
+            authorize(caller, permission)
+        assert (caught.value.field, caught.value.rule) == ("role", "permission")
+
+
+def test_the_issue_roles_hold() -> None:
+    assert Permission.INFER in GRANTS[Role.CLINICIAN] & GRANTS[Role.ML_ENGINEER]
+    assert Permission.READ_ANY_RESULTS not in GRANTS[Role.CLINICIAN]
+    assert GRANTS[Role.AUDITOR] == {Permission.READ_AUDIT}
+    assert GRANTS[Role.ADMIN] == set(Permission)
+
+
+@pytest.mark.parametrize("role", ["", "root", "Admin", "clinician "])
+def test_unknown_roles_are_granted_nothing(role: str) -> None:
+    for permission in Permission:
+        with pytest.raises(Forbidden):
+            authorize(Principal("mallory", role), permission)
