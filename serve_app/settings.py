@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +109,49 @@ class RateLimitSettings(BaseModel):
     """Requests a user may send at once after being idle."""
 
 
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
+
+
+class StorageSettings(BaseModel):
+    """Where results and the audit trail are kept (tortoise-orm)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    database_url: str | None = None
+    """``sqlite:///path/file.sqlite3`` or ``postgres://user@host:5432/db`` (asyncpg); unset
+    uses the SQLite file ``data_dir/medai.sqlite3``. No password here: PostgreSQL reads it
+    from ``PGPASSWORD`` or a ``PGPASSFILE``."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_and_secret_free(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in DATABASE_SCHEMES:
+            raise ValueError(f"storage.database_url: scheme must be one of {DATABASE_SCHEMES}")
+        if parts.password:
+            raise ValueError("storage.database_url: no password in the URL; use PGPASSWORD")
+        return url
+
+
+class AuditSettings(BaseModel):
+    """Signed checkpoints of the audit hash chain.
+
+    The signing key is a secret (``MEDAI_AUDIT_SIGNING_KEY``), not a setting.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    checkpoint_file: Path | None = None
+    """Append-only JSON-lines file of signed checkpoints, kept apart from the database;
+    unset uses ``data_dir/audit/checkpoints.jsonl``."""
+    checkpoint_every_entries: int = Field(1000, ge=1)
+    """The writer signs a checkpoint at least once per this many new audit entries."""
+    checkpoint_every_s: float = Field(60.0, gt=0)
+    """The writer also signs one at least this often, in seconds, while entries arrive."""
+
+
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
 
@@ -140,7 +184,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON logs of ``serve_app`` and ``deployments``."""
     data_dir: Path = REPO_ROOT / "data"
-    """Directory for local state: generated development secrets (``dev-secrets/``)."""
+    """Directory for local state: generated development secrets (``dev-secrets/``), the
+    default SQLite database and audit checkpoints."""
     model_store: Path = REPO_ROOT / "model_store"
     """Directory of the content-addressed model store (``blobs/`` + ``catalog.json``)."""
     models: list[ModelConfig] = Field(
@@ -154,6 +199,8 @@ class Settings(BaseSettings):
     hops: HopSettings = HopSettings()
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    storage: StorageSettings = StorageSettings()
+    audit: AuditSettings = AuditSettings()
 
     @model_validator(mode="after")
     def _default_model_is_served(self) -> Settings:

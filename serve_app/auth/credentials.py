@@ -9,6 +9,7 @@ production refuses to start without a real one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -31,6 +32,8 @@ class Credentials(BaseSettings):
     """HS256 signing and verification key."""
     pseudonym_key: SecretStr | None = None
     """Key of the keyed hash that pseudonymizes patient ids in logs."""
+    audit_signing_key: SecretStr | None = None
+    """Seed of the Ed25519 key that signs audit checkpoints; the database never holds it."""
 
 
 def dev_secrets_dir(settings: Settings) -> Path:
@@ -52,14 +55,20 @@ def _dev_values(directory: Path) -> set[str]:
     return {p.read_text().strip() for p in directory.iterdir() if p.is_file()}
 
 
-def load_credentials(settings: Settings) -> Credentials:
-    """The secrets this process needs, refusing what production must not run with."""
+def load_credentials(settings: Settings, need: Iterable[str] = ()) -> Credentials:
+    """The secrets this process needs, refusing what production must not run with.
+
+    Every process needs the pseudonym key (and the JWT secret under HS256); ``need`` names
+    more, e.g. ``{"audit_signing_key"}`` in the audit writer.
+    """
     dirs = [settings.auth.secrets_dir] if settings.auth.secrets_dir else []
     if not settings.production:
         _generate_dev_secrets(dev_secrets_dir(settings))
         dirs.append(dev_secrets_dir(settings))
     credentials = Credentials(_secrets_dir=[d for d in dirs if d.is_dir()] or None)
-    needed = {"pseudonym_key"} | ({"jwt_secret"} if "HS256" in settings.auth.algorithms else set())
+    needed = {"pseudonym_key", *need}
+    if "HS256" in settings.auth.algorithms:
+        needed.add("jwt_secret")
     dev = _dev_values(dev_secrets_dir(settings)) if settings.production else set()
     for name in sorted(needed):
         value = getattr(credentials, name)

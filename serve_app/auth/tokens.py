@@ -7,6 +7,7 @@ never echoed.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from serve_app.errors import Unauthorized
 from serve_app.settings import AuthSettings
 
 REQUIRED_CLAIMS = ("sub", "role", "exp")
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+"""RFC 7515 compact form: unpadded base64url only, so one token has one spelling."""
 
 _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
     # Most specific first: several of these subclass one another.
@@ -62,6 +65,8 @@ class TokenVerifier:
             raise Unauthorized(
                 f"the token is longer than {self.auth.max_token_bytes} bytes", rule="max-size"
             )
+        if not COMPACT_JWS.fullmatch(token):
+            raise Unauthorized("the token is not a well-formed JWT", rule="malformed")
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in self.auth.algorithms:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import (
     apply_color_lut,
@@ -22,6 +23,7 @@ from pydicom.pixels.processing import (
 from pydicom.pixels.utils import get_expected_length, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from serve_app.codecs.dicom_guards import check_frame, check_inflated_size
 from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.errors import InvalidInput, MedAIError, UnsupportedMediaType
@@ -70,8 +72,9 @@ def _int_attribute(ds: Dataset, keyword: str, default: int | None = None) -> int
     return default
 
 
-def _read(data: bytes) -> tuple[Dataset, UID]:
+def _read(data: bytes, limits: LimitsSettings) -> tuple[Dataset, UID]:
     with _translated("file is not a readable DICOM dataset"):
+        check_inflated_size(data, limits.max_body_bytes)
         ds = dcmread(io.BytesIO(data), force=True)  # force: accept files without preamble
         syntax = ds.file_meta.get("TransferSyntaxUID")
         has_pixels = "PixelData" in ds
@@ -105,6 +108,14 @@ def _check_pixel_format(ds: Dataset) -> tuple[str, int]:
         detail = f"DICOM {photometric} image with {stored} of {allocated} bits is not supported"
         raise _unsupported(detail, "dicom-bits")
     return photometric, stored
+
+
+def _frame(ds: Dataset, index: int, frames: int) -> bytes:
+    """The encapsulated bytes of one frame, found as ``pixel_array`` finds them."""
+    extended = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    return get_frame(ds.PixelData, index, number_of_frames=frames, extended_offsets=extended)
 
 
 def _check_decoder(syntax: UID) -> None:
@@ -174,7 +185,7 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         No installed decoder for the transfer syntax, or an unsupported
         photometric interpretation, samples per pixel or bit depth.
     """
-    ds, syntax = _read(data)
+    ds, syntax = _read(data, limits)
     columns, rows = _int_attribute(ds, "Columns"), _int_attribute(ds, "Rows")
     check_dimensions(columns, rows, limits, field="file")
     photometric, bits_stored = _check_pixel_format(ds)
@@ -188,6 +199,8 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         truncated = not syntax.is_encapsulated and len(ds.PixelData) < get_expected_length(ds)
         if truncated:
             raise _invalid("DICOM pixel data is truncated")
+        if syntax.is_encapsulated:
+            check_frame(_frame(ds, index, frames), syntax, rows, columns, limits)
         stored = pixel_array(ds, index=index, as_rgb=True)
 
     with _translated("DICOM LUT, window or rescale attributes are invalid"):

@@ -1,4 +1,4 @@
-"""Detect an upload's format from its bytes, never from its name or header."""
+"""Detect an upload's format from its bytes; a declared type may only agree with them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,34 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_MAGIC = b"DICM"
 DICOM_MAGIC_OFFSET = 128
 
+DECLARED_FORMATS = {
+    "image/png": ImageFormat.PNG,
+    "image/jpeg": ImageFormat.JPEG,
+    "application/dicom": ImageFormat.DICOM,
+}
+"""Media types that name one format. Any other (``application/octet-stream``, none, a
+guess from a file name) says nothing, and the bytes alone decide."""
 
-def sniff(data: bytes) -> ImageFormat:
+
+def sniff(data: bytes, declared: str | None = None) -> ImageFormat:
+    """The format of ``data``, told by its magic bytes, never by its name.
+
+    ``declared`` is the upload's own Content-Type: when it names one of our formats,
+    the bytes must be that format (415 ``content-mismatch`` otherwise).
+    """
+    fmt = _magic(data)
+    media_type = (declared or "").partition(";")[0].strip().lower()
+    expected = DECLARED_FORMATS.get(media_type)
+    if expected is not None and fmt is not expected:
+        raise UnsupportedMediaType(
+            f"file is declared {media_type} but its content is {fmt.value.upper()}",
+            field="file",
+            rule="content-mismatch",
+        )
+    return fmt
+
+
+def _magic(data: bytes) -> ImageFormat:
     if data.startswith(PNG_MAGIC):
         return ImageFormat.PNG
     if data.startswith(JPEG_MAGIC):

@@ -29,15 +29,18 @@ def create_app(settings: Settings, backend: Backend, credentials: Credentials) -
     pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
     metrics = Metrics()
     app.include_router(build_router(settings, backend, pseudonymize, metrics))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
-    # NOTE: added last, so it runs first: no body is read before the caller is known.
+    # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
+    # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
+    buckets = (
+        TokenBuckets(limit.requests_per_second, limit.burst) if settings.rate_limited else None
+    )
+    verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
     app.add_middleware(
         Authenticate,
-        verifier=TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials)),
-        buckets=TokenBuckets(limit.requests_per_second, limit.burst)
-        if settings.rate_limited
-        else None,
+        verifier=verifier,
+        buckets=buckets,
         public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
         metrics=metrics,
     )

@@ -18,10 +18,9 @@ from serve_app.errors import (
     MedAIError,
     UnsupportedMediaType,
 )
+from serve_app.schemas.problem import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(error: MedAIError) -> JSONResponse:
@@ -31,6 +30,10 @@ def problem_response(error: MedAIError) -> JSONResponse:
         media_type=PROBLEM_JSON,
         headers=error.headers(),
     )
+
+
+MAX_LISTED_ERRORS = 20
+"""A problem lists at most this many errors: the body is bounded, not the count of its faults."""
 
 
 def validation_problem(exc: RequestValidationError, request: Request) -> MedAIError:
@@ -50,7 +53,7 @@ def validation_problem(exc: RequestValidationError, request: Request) -> MedAIEr
             "rule": e["type"],
             "message": e["msg"],
         }
-        for e in exc.errors()
+        for e in exc.errors()[:MAX_LISTED_ERRORS]
     ]
     first = errors[0]
     if first["rule"] == "json_invalid" or (

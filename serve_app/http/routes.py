@@ -1,6 +1,7 @@
 """HTTP routes: parse, validate, delegate to the backend, shape the reply."""
 
-from __future__ import annotations
+# NOTE: no `from __future__ import annotations`: FastAPI must see the batch body model,
+# built per limits inside build_router, as an object rather than an unresolvable name.
 
 import logging
 import time
@@ -17,29 +18,30 @@ from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.pixels import pixels_from_list
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
+from serve_app.errors import MedAIError, ServiceUnavailable
 from serve_app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serve_app.http.metrics import Metrics
-from serve_app.http.problems import PROBLEM_JSON, problem_response
+from serve_app.http.problems import problem_response
 from serve_app.http.security import require
 from serve_app.logs import Pseudonymizer
 from serve_app.pipeline import Job, Outcome, Prediction
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
-    BatchInferRequest,
     BatchInferResponse,
     BatchItem,
     InferRequest,
     InferResponse,
     Readiness,
+    batch_request_model,
 )
+from serve_app.schemas.problem import problem_responses
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
-ERRORS = {code: PROBLEM for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)}
+ERRORS = problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
+NOT_READY = problem_responses(503)
 Inferrer = Annotated[Principal, require(Permission.INFER)]
 
 
@@ -103,7 +105,9 @@ def build_router(
         """Prometheus metrics of this ingress replica (Ray Serve's own are on Ray's port)."""
         return PlainTextResponse(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
-    @router.get("/readyz", tags=["health"], response_model=Readiness, responses={503: PROBLEM})
+    @router.get(
+        "/readyz", tags=["health"], response_model=Readiness, responses=problem_responses(503)
+    )
     async def readyz() -> Readiness | JSONResponse:
         """Every deployment answers and the default model is loaded."""
         try:
@@ -123,17 +127,13 @@ def build_router(
         job = Job(pixels_image(body), body.model)
         return to_response(await predict(job, caller, body.patient_id), started)
 
+    BatchBody = batch_request_model(limits.max_batch_images)
+
     @router.post(
         "/infer/batch", tags=["inference"], response_model=BatchInferResponse, responses=ERRORS
     )
-    async def infer_batch(body: BatchInferRequest, caller: Inferrer) -> BatchInferResponse:
+    async def infer_batch(body: BatchBody, caller: Inferrer) -> BatchInferResponse:  # type: ignore[valid-type]
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
-        if len(body.images) > limits.max_batch_images:
-            raise InvalidInput(
-                f"at most {limits.max_batch_images} images per batch",
-                field="images",
-                rule="max-items",
-            )
         started = time.perf_counter()
 
         def job(image: InferRequest) -> Job | MedAIError:
@@ -170,7 +170,7 @@ def build_router(
         """Classify an uploaded PNG, JPEG or DICOM file."""
         started = time.perf_counter()
         data = await file.read()
-        image = EncodedImage(data=data, format=sniff(data), frame=frame)
+        image = EncodedImage(data=data, format=sniff(data, file.content_type), frame=frame)
         return to_response(await predict(Job(image, model), caller, patient_id), started)
 
     return router

@@ -1,21 +1,53 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 MODEL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9][A-Za-z0-9_.+-]{0,63})?$"
 
 
-class InferRequest(BaseModel):
-    """One image as a flat, row-major (height, width, channels) pixel list."""
+def _exact_int(value: Any) -> Any:
+    # Literal[1, 3] alone takes true and 1.0, which equal 1 in Python.
+    if isinstance(value, bool | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+class StrictRequest(BaseModel):
+    """A request body whose unknown fields are refused, the first of them named."""
 
     model_config = ConfigDict(extra="forbid")
 
-    data: list[float] = Field(min_length=1, description="Pixel values, row-major HxWxC.")
-    width: int = Field(description="Image width in pixels (limits.min_side..limits.max_side).")
-    height: int = Field(description="Image height in pixels (limits.min_side..limits.max_side).")
-    channels: Literal[1, 3] = 1
+    @model_validator(mode="before")
+    @classmethod
+    def _first_unknown_field_only(cls, data: Any) -> Any:
+        # NOTE: extra="forbid" reports every unknown key: an object of a million of them
+        # (12 MB) was a million errors and 6 s. One of them names the field and rule.
+        if isinstance(data, dict):
+            unknown = next((key for key in data if key not in cls.model_fields), None)
+            if unknown is not None:
+                return {k: v for k, v in data.items() if k in cls.model_fields or k == unknown}
+        return data
+
+
+class InferRequest(StrictRequest):
+    """One image as a flat, row-major (height, width, channels) pixel list."""
+
+    # NOTE: fail_fast stops at the first bad value: a 4 MB list of strings was a million
+    # errors, 8 s and a 126 MB problem body.
+    data: list[float] = Field(
+        min_length=1, fail_fast=True, description="Pixel values, row-major HxWxC."
+    )
+    # NOTE: strict: "64", 64.0 or true are not widths; lax coercion would accept them.
+    width: int = Field(
+        strict=True, description="Image width in pixels (limits.min_side..limits.max_side)."
+    )
+    height: int = Field(
+        strict=True, description="Image height in pixels (limits.min_side..limits.max_side)."
+    )
+    channels: Annotated[Literal[1, 3], BeforeValidator(_exact_int)] = 1
     dtype: Literal["uint8", "uint16", "float32", "float64"] = Field(
         "float32", description="uint8 0..255, uint16 0..65535, floats 0..1."
     )
@@ -27,13 +59,33 @@ class InferRequest(BaseModel):
     )
 
 
-class BatchInferRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BatchInferRequest(StrictRequest):
     images: list[InferRequest] = Field(
         min_length=1, description="1..limits.max_batch_images images; each fails or succeeds alone."
     )
     priority: Literal["low", "normal", "high"] = "normal"
+
+
+def batch_request_model(max_images: int) -> type[BatchInferRequest]:
+    """``BatchInferRequest`` refusing more than ``max_images`` images before validating one.
+
+    The raw list is counted first (rule ``max-items``), so 5000 images cost a ``len()``
+    rather than 5000 validated pixel lists (measured: 2.8 s and 750 MB for 41 MB of JSON).
+    """
+
+    def at_most(images: Any) -> Any:
+        if isinstance(images, list) and len(images) > max_images:
+            raise PydanticCustomError(
+                "max-items", "at most {max_images} images per batch", {"max_images": max_images}
+            )
+        return images
+
+    images = Annotated[
+        list[InferRequest],
+        BeforeValidator(at_most),
+        Field(min_length=1, max_length=max_images, description=f"1..{max_images} images."),
+    ]
+    return create_model("BatchInferRequest", __base__=BatchInferRequest, images=(images, ...))
 
 
 class InferResponse(BaseModel):

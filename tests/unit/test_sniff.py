@@ -57,3 +57,53 @@ def test_anything_else_is_unsupported(data: bytes) -> None:
         sniff(data)
 
     assert (info.value.field, info.value.rule) == ("file", "format")
+
+
+PNG = PNG_MAGIC + b"\x00" * 200
+JPEG = JPEG_MAGIC + b"\x00" * 200
+DICOM = PREAMBLE + DICOM_MAGIC + b"\x02\x00"
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "expected"),
+    [
+        (PNG, "image/png", ImageFormat.PNG),
+        (JPEG, "image/jpeg", ImageFormat.JPEG),
+        (DICOM, "application/dicom", ImageFormat.DICOM),
+        (DICOM, "Application/DICOM; charset=binary", ImageFormat.DICOM),
+        (PNG, "application/octet-stream", ImageFormat.PNG),
+        (JPEG, None, ImageFormat.JPEG),
+        (DICOM, "", ImageFormat.DICOM),
+        (PNG, "image/jpg", ImageFormat.PNG),  # not a registered type: says nothing
+        (PNG, "text/plain", ImageFormat.PNG),
+    ],
+)
+def test_a_declared_type_that_agrees_or_says_nothing_is_accepted(
+    data: bytes, declared: str | None, expected: ImageFormat
+) -> None:
+    assert sniff(data, declared) is expected
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (PNG, "image/jpeg"),
+        (PNG, "application/dicom"),
+        (JPEG, "image/png"),
+        (DICOM, "image/png"),
+        (DICOM, "IMAGE/JPEG"),
+    ],
+)
+def test_a_declared_type_the_bytes_contradict_is_unsupported(data: bytes, declared: str) -> None:
+    with pytest.raises(UnsupportedMediaType) as info:
+        sniff(data, declared)
+
+    assert (info.value.field, info.value.rule) == ("file", "content-mismatch")
+    assert declared.lower() in info.value.detail
+
+
+def test_unknown_bytes_are_a_format_error_whatever_was_declared() -> None:
+    with pytest.raises(UnsupportedMediaType) as info:
+        sniff(b"GIF89a" + b"\x00" * 200, "image/png")
+
+    assert info.value.rule == "format"

@@ -104,6 +104,13 @@ def test_forged_tokens_are_rejected(token: str | None, rule: str) -> None:
     assert rejection(hs_verifier(), token).rule == rule
 
 
+@pytest.mark.parametrize("change", ["=", "==", " trailing", "\u00e9"])
+def test_a_token_has_one_spelling(change: str) -> None:
+    """Base64 padding or stray characters would give one token two accepted spellings."""
+    token = mint(HS, SECRET, "alice", "clinician", ttl_s=60)
+    assert rejection(hs_verifier(), token + change).rule == "malformed"
+
+
 def test_tampered_payload_breaks_the_signature() -> None:
     token = mint(HS, SECRET, "alice", "clinician", ttl_s=60)
     header, _, signature = token.split(".")
