@@ -15,10 +15,12 @@ serve: setup
 	$(VENV)/bin/medai serve
 
 # Everything once (Ray-served tests in Ray Serve's default mode), then the
-# Ray-served tests again in the HAProxy + throughput-optimized mode `serve` uses.
+# Ray-served tests again in the HAProxy + throughput-optimized mode `serve` uses,
+# then the crash tests, which start whole servers of their own, apart.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not crash"
 	MEDAI_TEST_SERVE_MODE=high-throughput $(PY) -m pytest -m serve
+	$(PY) -m pytest -m crash
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from deployments.audit_writer import AuditWriter
 from deployments.ingress import Ingress
 from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
@@ -19,7 +20,8 @@ def runner_name(model: str) -> str:
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Ingress -> Preprocessor -> one ModelRunner deployment per served model.
+    """Ingress -> Preprocessor -> one ModelRunner deployment per served model, and
+    Ingress -> AuditWriter (the single writer of results and the audit trail).
 
     ``args`` (the application ``args`` in ``serve_config.yaml``) override
     ``MEDAI_*`` environment settings.
@@ -33,4 +35,5 @@ def build_app(args: dict[str, Any]) -> Application:
         for name, spec in specs.items()
     }
     preprocessor = Preprocessor.bind(settings, specs, runners)
-    return Ingress.bind(settings, preprocessor)
+    writer = AuditWriter.bind(settings) if settings.audit.enabled else None
+    return Ingress.bind(settings, preprocessor, writer)

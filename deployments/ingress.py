@@ -7,7 +7,9 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
+from deployments.audit_writer import ServeTrail
 from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
+from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
@@ -67,15 +69,27 @@ class ServeBackend:
 @serve.deployment(max_ongoing_requests=128)
 @serve.ingress()
 class Ingress:
-    """The HTTP front door: FastAPI validation, then the preprocessing pool."""
+    """The HTTP front door: FastAPI validation, then the preprocessing pool; results and
+    audit entries go to the audit writer before any 200."""
 
-    def __init__(self, settings: Settings, preprocessor: DeploymentHandle) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        preprocessor: DeploymentHandle,
+        audit_writer: DeploymentHandle | None,
+    ) -> None:
         self.settings = settings
         self.preprocessor = preprocessor
+        self.audit_writer = audit_writer
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         configure_logging(self.settings.log_level)
         # NOTE: secrets are read here, inside the replica, never carried by bind arguments.
         credentials = load_credentials(self.settings)
         backend = ServeBackend(self.preprocessor, self.settings)
-        return create_app(self.settings, backend, credentials)
+        trail: AuditTrail = (
+            ServeTrail(self.audit_writer, self.settings.audit.max_batch_events)
+            if self.audit_writer is not None
+            else DisabledTrail()
+        )
+        return create_app(self.settings, backend, trail, credentials)

@@ -5,6 +5,7 @@
 
 from fastapi import FastAPI
 
+from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import load_credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
@@ -15,4 +16,4 @@ from serve_app.settings import Settings
 def app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings, LocalBackend(settings), load_credentials(settings))
+    return create_app(settings, LocalBackend(settings), MemoryTrail(), load_credentials(settings))

@@ -126,6 +126,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_cli.main(["run", str(args.config)], prog_name="serve", standalone_mode=False) or 0
 
 
+async def verify_trail(settings: Settings) -> dict[str, object]:
+    """Recompute the stored chain and hold it to the signed checkpoints; writes nothing."""
+    from serve_app.audit.writer import AuditWriter
+    from serve_app.auth.credentials import load_credentials
+    from serve_app.schemas.audit import ChainVerification
+    from serve_app.storage import open_database
+
+    credentials = load_credentials(settings, need={"audit_signing_key"})
+    async with await open_database(settings) as database:
+        writer = AuditWriter.from_settings(settings, credentials, database)
+        return ChainVerification.model_validate(await writer.verify()).model_dump()
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    verification = asyncio.run(verify_trail(config_settings(args.config)))
+    print(json.dumps(verification, indent=2))
+    return 0 if verification["valid"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medai", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key")
     token.add_argument("--kid", help="key id header (servers verifying with a JWKS file)")
     token.set_defaults(func=cmd_token)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="action", required=True
+    )
+    verify = audit.add_parser(
+        "verify", help="recompute the hash chain against the signed checkpoints (exit 1: broken)"
+    )
+    verify.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    verify.set_defaults(func=cmd_audit_verify)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -150,6 +150,14 @@ class AuditSettings(BaseModel):
     """The writer signs a checkpoint at least once per this many new audit entries."""
     checkpoint_every_s: float = Field(60.0, gt=0)
     """The writer also signs one at least this often, in seconds, while entries arrive."""
+    max_batch_events: int = Field(512, ge=1)
+    """Most audit events group-committed in one transaction."""
+    batch_wait_timeout_s: float = Field(0.0, ge=0)
+    """How long the writer waits for more events before committing; 0 commits whatever
+    is queued (under load, events queue while the previous commit runs)."""
+    enabled: bool = True
+    """Off only to measure what persistence costs: nothing is stored or audited and the
+    record routes answer 503. Refused in production."""
 
 
 class ModelConfig(BaseModel):
@@ -209,6 +217,12 @@ class Settings(BaseSettings):
             raise ValueError(f"models: duplicate names in {names}")
         if self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not among models {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _production_keeps_the_audit_trail(self) -> Settings:
+        if self.production and not self.audit.enabled:
+            raise ValueError("audit.enabled: production must keep the audit trail")
         return self
 
     @property

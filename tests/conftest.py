@@ -29,6 +29,7 @@ if os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput":
 # environment, which the Ray workers inherit. Fresh each session.
 os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)
 os.environ["MEDAI_PSEUDONYM_KEY"] = secrets.token_urlsafe(48)
+os.environ["MEDAI_AUDIT_SIGNING_KEY"] = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")

@@ -33,17 +33,22 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ML_ENGINEER: frozenset(
         {Permission.INFER, Permission.MANAGE_MODELS, Permission.MANAGE_ROUTES}
     ),
-    Role.AUDITOR: frozenset({Permission.READ_AUDIT}),
+    Role.AUDITOR: frozenset({Permission.READ_AUDIT, Permission.READ_ANY_RESULTS}),
     Role.ADMIN: frozenset(Permission),
 }
 
 
-def authorize(principal: Principal, permission: Permission) -> None:
+def granted(principal: Principal, permission: Permission) -> bool:
     try:
-        granted = GRANTS[Role(principal.role)]
+        return permission in GRANTS[Role(principal.role)]
     except ValueError:
-        granted = frozenset()  # a role this platform does not know grants nothing
-    if permission not in granted:
+        return False  # a role this platform does not know grants nothing
+
+
+def authorize(principal: Principal, *permissions: Permission) -> None:
+    """Pass when the principal holds at least one of ``permissions``; 403 otherwise."""
+    if not any(granted(principal, p) for p in permissions):
+        wanted = " or ".join(p.value for p in permissions)
         raise Forbidden(
-            f"role {principal.role!r} may not {permission.value}", field="role", rule="permission"
+            f"role {principal.role!r} may not {wanted}", field="role", rule="permission"
         )

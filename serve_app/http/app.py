@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from serve_app.audit.trail import AuditTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import TokenVerifier
@@ -11,6 +12,7 @@ from serve_app.backend import Backend
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
+from serve_app.http.records import build_records_router
 from serve_app.http.routes import build_router
 from serve_app.http.security import Authenticate
 from serve_app.logs import Pseudonymizer
@@ -18,7 +20,9 @@ from serve_app.ratelimit import TokenBuckets
 from serve_app.settings import Settings
 
 
-def create_app(settings: Settings, backend: Backend, credentials: Credentials) -> FastAPI:
+def create_app(
+    settings: Settings, backend: Backend, trail: AuditTrail, credentials: Credentials
+) -> FastAPI:
     app = FastAPI(
         title="MedAI Flow",
         version="0.1.0",
@@ -28,7 +32,8 @@ def create_app(settings: Settings, backend: Backend, credentials: Credentials) -
     assert credentials.pseudonym_key is not None  # load_credentials guarantees it
     pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
     metrics = Metrics()
-    app.include_router(build_router(settings, backend, pseudonymize, metrics))
+    app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
+    app.include_router(build_records_router(trail))
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
@@ -43,6 +48,7 @@ def create_app(settings: Settings, backend: Backend, credentials: Credentials) -
         buckets=buckets,
         public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
         metrics=metrics,
+        trail=trail,
     )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

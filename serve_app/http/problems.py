@@ -49,7 +49,7 @@ def validation_problem(exc: RequestValidationError, request: Request) -> MedAIEr
         )
     errors = [
         {
-            "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+            "field": _field(e["loc"]),
             "rule": e["type"],
             "message": e["msg"],
         }
@@ -63,6 +63,15 @@ def validation_problem(exc: RequestValidationError, request: Request) -> MedAIEr
     return InvalidInput(
         f"{first['field']}: {first['message']}", first["field"], first["rule"], errors
     )
+
+
+LOCATIONS = {"body", "query", "path"}
+"""Where FastAPI found a value; a field is named without it (``limit``, ``data.0``)."""
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    path = loc[1:] if loc and loc[0] in LOCATIONS else loc
+    return ".".join(str(p) for p in path) or "body"
 
 
 def _refused_media_type(request: Request) -> str | None:

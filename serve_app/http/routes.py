@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from serve_app.audit.events import AuditEvent, InferenceRecord
+from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
 from serve_app.backend import Backend
@@ -62,14 +64,31 @@ def to_response(prediction: Prediction, started: float) -> InferResponse:
     )
 
 
-def batch_item(index: int, outcome: Outcome, started: float) -> BatchItem:
-    if isinstance(outcome, MedAIError):
-        return BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
-    return BatchItem(index=index, status=200, result=to_response(outcome, started))
+def audit_event(
+    response: InferResponse, caller: Principal, patient_ref: str | None, batch_id: str | None
+) -> AuditEvent:
+    """The audit entry, carrying the result row, that must be committed before answering."""
+    record = InferenceRecord(
+        inference_id=response.inference_id,
+        model_name=response.model_name,
+        model_version=response.model_version,
+        outputs=response.outputs,
+        confidence=response.confidence_score,
+        prediction=response.prediction,
+        threshold=response.threshold,
+        latency_ms=response.latency_ms,
+        patient_ref=patient_ref,
+        batch_id=batch_id,
+    )
+    return AuditEvent.inference(caller.subject, caller.role, record)
 
 
 def build_router(
-    settings: Settings, backend: Backend, pseudonymize: Pseudonymizer, metrics: Metrics
+    settings: Settings,
+    backend: Backend,
+    trail: AuditTrail,
+    pseudonymize: Pseudonymizer,
+    metrics: Metrics,
 ) -> APIRouter:
     router = APIRouter()
     limits = settings.limits
@@ -89,11 +108,16 @@ def build_router(
         check_dimensions(body.width, body.height, limits)
         return pixels_from_list(body.data, body.width, body.height, body.channels, body.dtype)
 
-    async def predict(job: Job, caller: Principal, patient_id: str | None) -> Prediction:
+    async def predict(
+        job: Job, caller: Principal, patient_id: str | None, started: float
+    ) -> InferResponse:
+        """Run one job; answer only once its result and audit entry are committed."""
         (outcome,) = await backend.infer([job])
         if isinstance(logged(caller, patient_id, outcome), MedAIError):
             raise outcome
-        return outcome
+        response = to_response(outcome, started)
+        await trail.record([audit_event(response, caller, pseudonymize(patient_id), None)])
+        return response
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -125,7 +149,7 @@ def build_router(
         """Classify one image sent as a JSON pixel list."""
         started = time.perf_counter()
         job = Job(pixels_image(body), body.model)
-        return to_response(await predict(job, caller, body.patient_id), started)
+        return await predict(job, caller, body.patient_id, started)
 
     BatchBody = batch_request_model(limits.max_batch_images)
 
@@ -148,10 +172,21 @@ def build_router(
             logged(caller, image.patient_id, next(outcomes) if isinstance(j, Job) else j)
             for image, j in zip(body.images, jobs, strict=True)
         ]
-        items = [batch_item(i, result, started) for i, result in enumerate(results)]
-        ok = sum(item.result is not None for item in items)
+        batch_id = str(uuid.uuid4())
+        items, events = [], []
+        for index, (image, outcome) in enumerate(zip(body.images, results, strict=True)):
+            if isinstance(outcome, MedAIError):
+                items.append(
+                    BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
+                )
+                continue
+            response = to_response(outcome, started)
+            items.append(BatchItem(index=index, status=200, result=response))
+            events.append(audit_event(response, caller, pseudonymize(image.patient_id), batch_id))
+        await trail.record(events)  # the whole batch's results in one write
+        ok = len(events)
         return BatchInferResponse(
-            batch_id=str(uuid.uuid4()),
+            batch_id=batch_id,
             total_images=len(items),
             successful=ok,
             failed=len(items) - ok,
@@ -171,6 +206,6 @@ def build_router(
         started = time.perf_counter()
         data = await file.read()
         image = EncodedImage(data=data, format=sniff(data, file.content_type), frame=frame)
-        return to_response(await predict(Job(image, model), caller, patient_id), started)
+        return await predict(Job(image, model), caller, patient_id, started)
 
     return router

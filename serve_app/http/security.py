@@ -16,6 +16,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serve_app.audit.events import AuditAction, AuditEvent
+from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission, authorize
 from serve_app.auth.tokens import Principal, TokenVerifier
 from serve_app.errors import MedAIError, TooManyRequests, Unauthorized
@@ -24,6 +26,9 @@ from serve_app.http.problems import problem_response
 from serve_app.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"
+"""The actor of a failed authentication: an unverified token's claims are not trusted."""
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -50,8 +55,10 @@ class Authenticate:
         buckets: TokenBuckets | None,
         public_paths: Collection[str],
         metrics: Metrics,
+        trail: AuditTrail,
     ) -> None:
         self.app = app
+        self.trail = trail
         self.metrics = metrics
         self.verifier = verifier
         self.buckets = buckets
@@ -77,14 +84,30 @@ class Authenticate:
         except MedAIError as error:
             log.warning("request refused", extra={"status": int(error.status), "rule": error.rule})
             self.metrics.refused.labels(int(error.status), error.rule).inc()
+            if isinstance(error, Unauthorized):
+                await self._audit_failure(scope, error)
             await problem_response(error)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = caller
         await self.app(scope, receive, send)
 
+    async def _audit_failure(self, scope: Scope, error: Unauthorized) -> None:
+        """Record a failed authentication; the 401 goes out even if the trail is down."""
+        event = AuditEvent(
+            actor=ANONYMOUS,
+            action=AuditAction.AUTH_FAILURE,
+            object_type="request",
+            details={"method": scope["method"], "path": scope["path"], "rule": error.rule},
+        )
+        try:
+            await self.trail.record([event])
+        except Exception:
+            log.exception("could not audit a failed authentication")
 
-def require(permission: Permission) -> Any:
-    """A dependency giving the route the caller's ``Principal`` once it may ``permission``."""
+
+def require(*permissions: Permission) -> Any:
+    """A dependency giving the route the caller's ``Principal`` once it holds one of
+    ``permissions``."""
 
     async def principal(
         request: Request,
@@ -93,7 +116,7 @@ def require(permission: Permission) -> Any:
         caller = getattr(request.state, "principal", None)
         if caller is None:  # a route left public by mistake: fail closed
             raise Unauthorized("a bearer token is required", rule="missing")
-        authorize(caller, permission)
+        authorize(caller, *permissions)
         return caller
 
     return Depends(principal)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
@@ -18,7 +19,7 @@ from serve_app.settings import Settings
 def inprocess_client(
     settings: Settings, credentials: Credentials, clinician: dict[str, str]
 ) -> Iterator[httpx.Client]:
-    app = create_app(settings, LocalBackend(settings), credentials)
+    app = create_app(settings, LocalBackend(settings), MemoryTrail(), credentials)
     with TestClient(app, headers=clinician) as client:
         yield client
 

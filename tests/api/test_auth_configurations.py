@@ -11,6 +11,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
@@ -26,7 +27,7 @@ RSA, EC = rsa_pair(), ec_pair()
 
 def client(settings: Settings, credentials: Credentials, **overrides: Any) -> TestClient:
     configured = settings.model_copy(update=overrides)
-    return TestClient(create_app(configured, LocalBackend(configured), credentials))
+    return TestClient(create_app(configured, LocalBackend(configured), MemoryTrail(), credentials))
 
 
 def bearer(token: str) -> dict[str, str]:

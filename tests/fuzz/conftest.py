@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
@@ -17,7 +18,7 @@ from tests.conftest import TokenFactory
 
 @pytest.fixture(scope="session")
 def fuzz_app(settings: Settings, credentials: Credentials) -> FastAPI:
-    return create_app(settings, LocalBackend(settings), credentials)
+    return create_app(settings, LocalBackend(settings), MemoryTrail(), credentials)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ def test_authorize_follows_the_role_table(role: Role, permission: Permission) ->
 def test_the_issue_roles_hold() -> None:
     assert Permission.INFER in GRANTS[Role.CLINICIAN] & GRANTS[Role.ML_ENGINEER]
     assert Permission.READ_ANY_RESULTS not in GRANTS[Role.CLINICIAN]
-    assert GRANTS[Role.AUDITOR] == {Permission.READ_AUDIT}
+    # Issue 4: auditors read the trail and any stored result, and run nothing.
+    assert GRANTS[Role.AUDITOR] == {Permission.READ_AUDIT, Permission.READ_ANY_RESULTS}
     assert GRANTS[Role.ADMIN] == set(Permission)
 
 
@@ -31,3 +32,12 @@ def test_unknown_roles_are_granted_nothing(role: str) -> None:
     for permission in Permission:
         with pytest.raises(Forbidden):
             authorize(Principal("mallory", role), permission)
+
+
+def test_any_one_of_several_permissions_is_enough() -> None:
+    either = (Permission.READ_OWN_RESULTS, Permission.READ_ANY_RESULTS)
+    authorize(Principal("carol", "clinician"), *either)
+    authorize(Principal("dave", "auditor"), *either)
+    with pytest.raises(Forbidden) as caught:
+        authorize(Principal("erin", "ml_engineer"), *either)
+    assert "results:read-own or results:read-any" in caught.value.detail

@@ -1,0 +1,121 @@
+"""The single audit writer, and the ingress's client of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ray import serve
+from ray.exceptions import RayTaskError
+from ray.serve.handle import DeploymentHandle
+
+from serve_app.audit.database_trail import DatabaseTrail
+from serve_app.audit.events import AuditEvent
+from serve_app.errors import MedAIError, ServiceUnavailable
+from serve_app.logs import configure_logging
+from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+from serve_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MESSAGES_IN_FLIGHT = 4
+
+
+def event_count(batches: Sequence[Sequence[AuditEvent]]) -> int:
+    return sum(len(b) for b in batches)
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=256)
+class AuditWriter:
+    """Owns the database connection and the hash chain's head; exactly one replica.
+
+    Concurrent ``record`` calls are group-committed: one transaction per batch of
+    calls (``audit.max_batch_events``). A call returns once its events are durable. A
+    background task signs a checkpoint of a quiet tail within ``audit.checkpoint_every_s``.
+    """
+
+    async def __init__(self, settings: Settings) -> None:
+        configure_logging(settings.log_level)
+        # NOTE: opened here, in the replica's event loop, with secrets read in the replica.
+        self.trail = await DatabaseTrail.open(settings)
+        audit = settings.audit
+        self.record = serve.batch(
+            max_batch_size=audit.max_batch_events,
+            batch_wait_timeout_s=audit.batch_wait_timeout_s,
+            batch_size_fn=event_count,
+        )(self._commit)
+        self._signer = asyncio.create_task(self._sign_periodically(audit.checkpoint_every_s))
+
+    async def _commit(self, batches: list[list[AuditEvent]]) -> list[None]:
+        await self.trail.record([event for batch in batches for event in batch])
+        return [None] * len(batches)
+
+    async def _sign_periodically(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.trail.writer.checkpoint_if_due()
+            except Exception:
+                log.exception("audit checkpoint failed; retrying next period")
+
+    async def result(self, inference_id: str) -> StoredResult | None:
+        return await self.trail.result(inference_id)
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        return await self.trail.entries(after_seq, limit)
+
+    async def verify(self) -> ChainVerification:
+        return await self.trail.verify()
+
+    async def __del__(self) -> None:
+        self._signer.cancel()
+        await self.trail.close()
+
+
+class ServeTrail:
+    """The ingress's ``AuditTrail``: the writer deployment through its handle.
+
+    Concurrent requests' events travel in one message (``serve.batch`` with no wait), so
+    the hop costs one message per burst rather than one per request.
+    """
+
+    def __init__(self, writer: DeploymentHandle, max_batch_events: int) -> None:
+        self.writer = writer
+        self._coalesced = serve.batch(
+            max_batch_size=max_batch_events,
+            batch_wait_timeout_s=0.0,
+            max_concurrent_batches=MESSAGES_IN_FLIGHT,
+            batch_size_fn=event_count,
+        )(self._send)
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            await self._coalesced(list(events))
+
+    async def _send(self, batches: list[list[AuditEvent]]) -> list[None]:
+        await self._call("record", [event for batch in batches for event in batch])
+        return [None] * len(batches)
+
+    async def result(self, inference_id: str) -> StoredResult | None:
+        return await self._call("result", inference_id)
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        return await self._call("entries", after_seq, limit)
+
+    async def verify(self) -> ChainVerification:
+        return await self._call("verify")
+
+    async def _call(self, method: str, *args: object):  # type: ignore[no-untyped-def]
+        try:
+            return await getattr(self.writer, method).remote(*args)
+        except RayTaskError as error:
+            if isinstance(error.cause, MedAIError):  # a client's error, or the store's 503
+                raise error.cause from None
+            log.error("audit writer call %s failed: %s", method, type(error.cause).__name__)
+            raise ServiceUnavailable("the audit trail is unavailable; nothing was stored") from None
+        except Exception:
+            # NOTE: whatever broke (the writer's database, the writer itself, back-pressure),
+            # the events are not known to be stored: the request must not get its 200.
+            log.exception("audit writer call %s failed", method)
+            raise ServiceUnavailable("the audit trail is unavailable; nothing was stored") from None

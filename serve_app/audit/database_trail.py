@@ -1,0 +1,49 @@
+"""The audit trail in the database, as the single writer process holds it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from serve_app.audit.events import AuditEvent
+from serve_app.audit.writer import AuditWriter
+from serve_app.auth.credentials import load_credentials
+from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+from serve_app.settings import Settings
+from serve_app.storage.database import Database, open_database
+
+
+class DatabaseTrail:
+    """``AuditTrail`` over the database. One process writes: the audit-writer deployment."""
+
+    def __init__(self, database: Database, writer: AuditWriter) -> None:
+        self.database = database
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, settings: Settings) -> DatabaseTrail:
+        credentials = load_credentials(settings, need={"audit_signing_key"})
+        database = await open_database(settings)
+        writer = AuditWriter.from_settings(settings, credentials, database)
+        await writer.start()
+        return cls(database, writer)
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        await self.writer.write(events)
+
+    async def result(self, inference_id: str) -> StoredResult | None:
+        row = await self.writer.store.result(inference_id)
+        return StoredResult.model_validate(row) if row is not None else None
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        rows = await self.writer.store.read(after_seq, limit)
+        return [AuditRecord.model_validate(row) for row in rows]
+
+    async def verify(self) -> ChainVerification:
+        return ChainVerification.model_validate(await self.writer.verify())
+
+    async def close(self) -> None:
+        """Sign the tail, then disconnect."""
+        try:
+            await self.writer.close()
+        finally:
+            await self.database.close()

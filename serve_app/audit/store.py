@@ -1,0 +1,212 @@
+"""The audit trail and results in the database: group-commit appends, reads, verification.
+
+One ``append`` is one transaction: it locks the chain, reads its head, links the batch's
+entries after it and inserts them with the batch's result rows. The lock (a table lock
+on PostgreSQL, SQLite's write lock) makes appends from any number of tasks or processes
+take turns, so seqs stay gapless and the chain linear; a single writer keeps it cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+
+from serve_app.audit.canonical import canonical_json, normalized
+from serve_app.audit.chain import (
+    GENESIS_HASH,
+    AuditEntry,
+    ChainVerifier,
+    Verification,
+    link,
+    utc_iso,
+)
+from serve_app.audit.checkpoints import CheckpointError, CheckpointLog, CheckpointVerifier
+from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord, utc_now
+from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.storage.database import Database
+from serve_app.storage.models import AuditLog, InferenceResult
+
+MAX_READ = 1000
+"""Most entries one ``read`` returns."""
+RESULT_DIGEST = "result_sha256"
+"""Key, in an inference entry's details, of the SHA-256 of its result row."""
+RESULT_FIELDS = (
+    "inference_id",
+    "batch_id",
+    "model_name",
+    "model_version",
+    "requested_by",
+    "patient_ref",
+    "outputs",
+    "confidence",
+    "prediction",
+    "threshold",
+    "latency_ms",
+    "created_at",
+)
+
+
+def result_digest(result: InferenceResult) -> str:
+    fields: dict[str, Any] = {name: getattr(result, name) for name in RESULT_FIELDS}
+    fields["created_at"] = utc_iso(result.created_at)
+    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+
+
+def _result_row(record: InferenceRecord, actor: str, now: datetime) -> InferenceResult:
+    fields = asdict(record)
+    fields["outputs"] = normalized(record.outputs)
+    return InferenceResult(**fields, requested_by=actor, created_at=now)
+
+
+class AuditStore:
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+        self._database = database
+        self._clock = clock
+
+    async def append(self, events: Sequence[AuditEvent]) -> list[AuditLog]:
+        """Chain and commit ``events`` (and their results) in one transaction.
+
+        Returns the committed rows in seq order. Raises ``ServiceUnavailable`` when the
+        database cannot be reached; nothing of the batch is then stored.
+        """
+        if not events:
+            return []
+        now = self._clock()
+        try:
+            async with self._database.transaction() as tx:
+                await self._lock_chain(tx)
+                seq, prev_hash = await self._head(tx)
+                results, entries = [], []
+                for offset, event in enumerate(events, start=1):
+                    details = normalized(event.details)
+                    if event.result is not None:
+                        result = _result_row(event.result, event.actor, now)
+                        details[RESULT_DIGEST] = result_digest(result)
+                        results.append(result)
+                    entry = link(prev_hash, _entry(event, seq + offset, now, details))
+                    entries.append(AuditLog(**asdict(entry)))
+                    prev_hash = entry.entry_hash
+                if results:
+                    await InferenceResult.bulk_create(results, using_db=tx)
+                await AuditLog.bulk_create(entries, using_db=tx)
+        except IntegrityError:
+            # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
+            # constraint (a reused inference_id) is a bug that no retry gets past.
+            raise
+        except (DBConnectionError, OperationalError, OSError) as error:
+            raise ServiceUnavailable("the audit store is unavailable") from error
+        return entries
+
+    async def _lock_chain(self, tx: BaseDBAsyncClient) -> None:
+        if self._database.dialect == "postgres":
+            # NOTE: SHARE ROW EXCLUSIVE conflicts with itself and with writes, not with
+            # reads: appends queue here and each one then reads the committed head.
+            await tx.execute_script('LOCK TABLE "audit_log" IN SHARE ROW EXCLUSIVE MODE')
+        else:
+            # NOTE: a write as the transaction's first statement takes SQLite's write lock
+            # now, so another process's append waits instead of reading a stale head.
+            await tx.execute_query('UPDATE "audit_log" SET "seq" = "seq" WHERE 0')
+
+    @staticmethod
+    async def _head(client: BaseDBAsyncClient | None = None) -> tuple[int, str]:
+        rows = (
+            await AuditLog.all()
+            .using_db(client)
+            .order_by("-seq")
+            .limit(1)
+            .values_list("seq", "entry_hash")
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS_HASH)
+
+    async def head(self) -> tuple[int, str]:
+        """``(seq, entry_hash)`` of the newest committed entry; ``(0, GENESIS_HASH)`` if none."""
+        return await self._head()
+
+    async def read(self, after_seq: int = 0, limit: int = 100) -> list[AuditLog]:
+        """Entries with seq > ``after_seq``, oldest first, at most ``limit`` (1..1000)."""
+        if not 1 <= limit <= MAX_READ:
+            raise InvalidInput(f"limit {limit} is outside 1..{MAX_READ}", "limit", "range")
+        if after_seq < 0:
+            raise InvalidInput(f"after_seq {after_seq} is negative", "after_seq", "range")
+        return await AuditLog.filter(seq__gt=after_seq).order_by("seq").limit(limit)
+
+    async def result(self, inference_id: str) -> InferenceResult | None:
+        return await InferenceResult.get_or_none(inference_id=inference_id)
+
+    async def verify(
+        self,
+        checkpoints: CheckpointLog | None = None,
+        verifier: CheckpointVerifier | None = None,
+        page_size: int = 1000,
+    ) -> Verification:
+        """Recompute the chain from the database, a page at a time, against every signed
+        checkpoint in ``checkpoints``, and each inference's result row against its entry."""
+        try:
+            anchors = []
+            if checkpoints is not None:
+                if verifier is None:
+                    raise ValueError("checkpoints need a verifier")
+                # Read before the chain: every checkpoint read refers to committed rows.
+                anchors = verifier.anchors(await asyncio.to_thread(checkpoints.read))
+        except CheckpointError as error:
+            return Verification(False, 0, GENESIS_HASH, None, str(error))
+        chain = ChainVerifier(anchors)
+        bad_result: tuple[int, str] | None = None
+        after = 0
+        while page := await AuditLog.filter(seq__gt=after).order_by("seq").limit(page_size):
+            chain.feed(page)
+            if bad_result is None:
+                bad_result = await _check_results(page)
+            after = page[-1].seq
+        verification = chain.result()
+        if bad_result is not None and (
+            verification.first_bad_seq is None or bad_result[0] < verification.first_bad_seq
+        ):
+            seq, reason = bad_result
+            return Verification(
+                False, verification.entries, verification.head_hash, seq, reason,
+                verification.checkpoint_seq,
+            )  # fmt: skip
+        return verification
+
+
+def _entry(event: AuditEvent, seq: int, now: datetime, details: Any) -> AuditEntry:
+    return AuditEntry(
+        seq=seq,
+        timestamp=now,
+        actor=event.actor,
+        role=event.role,
+        action=str(event.action),
+        object_type=event.object_type,
+        object_id=event.object_id,
+        model_version=event.model_version,
+        details=details,
+    )
+
+
+async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:
+    """The first entry of ``page`` whose result row is missing or altered."""
+    expected = {
+        entry.object_id: entry
+        for entry in page
+        if entry.action == AuditAction.INFERENCE and isinstance(entry.details, dict)
+        and RESULT_DIGEST in entry.details
+    }  # fmt: skip
+    if not expected:
+        return None
+    rows = await InferenceResult.filter(inference_id__in=list(expected))
+    found = {row.inference_id: row for row in rows}
+    for inference_id, entry in expected.items():
+        row = found.get(inference_id)  # type: ignore[arg-type]
+        if row is None:
+            return entry.seq, f"seq {entry.seq}: the result of inference {inference_id} is missing"
+        if result_digest(row) != entry.details[RESULT_DIGEST]:
+            return entry.seq, f"seq {entry.seq}: the result of inference {inference_id} was altered"
+    return None

@@ -1,0 +1,93 @@
+"""What the HTTP layer needs from the audit trail, and the in-memory one for tests.
+
+``record`` returns only once the events (and their results) are durable: a route
+answers 200 after it. The Ray app's trail is the audit-writer deployment
+(``deployments/audit_writer.py``) over the database; ``MemoryTrail`` keeps the same
+chain in this process, for the in-process app the HTTP tests drive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from serve_app.audit.chain import GENESIS_HASH as GENESIS
+from serve_app.audit.chain import AuditEntry, ChainedEntry, link, verify
+from serve_app.audit.events import AuditEvent, utc_now
+from serve_app.audit.store import MAX_READ
+from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+
+
+class AuditTrail(Protocol):
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        """Commit ``events`` and their results; raise ``ServiceUnavailable`` if it cannot."""
+        ...
+
+    async def result(self, inference_id: str) -> StoredResult | None: ...
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        """Entries with seq > ``after_seq``, oldest first, at most ``limit``."""
+        ...
+
+    async def verify(self) -> ChainVerification: ...
+
+
+def check_page(after_seq: int, limit: int) -> None:
+    if not 1 <= limit <= MAX_READ:
+        raise InvalidInput(f"limit {limit} is outside 1..{MAX_READ}", "limit", "range")
+    if after_seq < 0:
+        raise InvalidInput(f"after_seq {after_seq} is negative", "after_seq", "range")
+
+
+class MemoryTrail:
+    """The hash chain and results in this process's memory; lost when it ends."""
+
+    def __init__(self) -> None:
+        self.chain: list[ChainedEntry] = []
+        self.results: dict[str, StoredResult] = {}
+        self._lock = asyncio.Lock()
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        async with self._lock:
+            now = utc_now()
+            for event in events:
+                prev = self.chain[-1].entry_hash if self.chain else GENESIS
+                entry = AuditEntry(
+                    len(self.chain) + 1, now, event.actor, event.role, str(event.action),
+                    event.object_type, event.object_id, event.model_version, dict(event.details),
+                )  # fmt: skip
+                self.chain.append(link(prev, entry))
+                if (r := event.result) is not None:
+                    self.results[r.inference_id] = StoredResult(
+                        **vars(r) | {"outputs": list(r.outputs)},
+                        requested_by=event.actor,
+                        created_at=now,
+                    )
+
+    async def result(self, inference_id: str) -> StoredResult | None:
+        return self.results.get(inference_id)
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        check_page(after_seq, limit)
+        return [AuditRecord.model_validate(e) for e in self.chain[after_seq : after_seq + limit]]
+
+    async def verify(self) -> ChainVerification:
+        return ChainVerification.model_validate(verify(self.chain))
+
+
+class DisabledTrail:
+    """No persistence (``audit.enabled: false``, benchmarks only): nothing is kept."""
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        return None
+
+    async def result(self, inference_id: str) -> StoredResult | None:
+        raise ServiceUnavailable("results are not stored: audit.enabled is false")
+
+    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+        raise ServiceUnavailable("the audit trail is off: audit.enabled is false")
+
+    async def verify(self) -> ChainVerification:
+        raise ServiceUnavailable("the audit trail is off: audit.enabled is false")

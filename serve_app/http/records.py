@@ -1,0 +1,86 @@
+"""Reading what was stored: one result, the audit trail a page at a time, its verification.
+
+Every read is itself audited (21 CFR 11.10(e): the trail records who looked).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from serve_app.audit.events import AuditAction, AuditEvent
+from serve_app.audit.store import MAX_READ
+from serve_app.audit.trail import AuditTrail
+from serve_app.auth.rbac import Permission, granted
+from serve_app.auth.tokens import Principal
+from serve_app.errors import NotFound
+from serve_app.http.security import require
+from serve_app.schemas.audit import AuditPage, ChainVerification, StoredResult
+from serve_app.schemas.problem import problem_responses
+
+ERRORS = problem_responses(401, 403, 404, 413, 422, 429, 503)
+INFERENCE_ID = r"^[A-Za-z0-9-]{1,64}$"
+MAX_SEQ = 2**63 - 1
+"""Largest seq a BIGINT column holds: a larger ``after_seq`` is a 422, not a database error."""
+Reader = Annotated[Principal, require(Permission.READ_OWN_RESULTS, Permission.READ_ANY_RESULTS)]
+Auditor = Annotated[Principal, require(Permission.READ_AUDIT)]
+
+
+def build_records_router(trail: AuditTrail) -> APIRouter:
+    router = APIRouter()
+
+    async def audited(caller: Principal, action: AuditAction, object_type: str, **details) -> None:
+        await trail.record(
+            [AuditEvent(caller.subject, action, object_type, role=caller.role, details=details)]
+        )
+
+    @router.get(
+        "/results/{inference_id}", tags=["records"], response_model=StoredResult, responses=ERRORS
+    )
+    async def result(
+        caller: Reader,
+        inference_id: Annotated[str, Path(pattern=INFERENCE_ID, description="From the answer.")],
+    ) -> StoredResult:
+        """A stored result: clinicians see their own, auditors and admins any."""
+        found = await trail.result(inference_id)
+        # NOTE: someone else's result is "not found", not "forbidden": ids stay unconfirmed.
+        if found is None or not (
+            granted(caller, Permission.READ_ANY_RESULTS) or found.requested_by == caller.subject
+        ):
+            raise NotFound(f"no result {inference_id}", field="inference_id", rule="exists")
+        await audited(caller, AuditAction.RESULT_READ, "inference", inference_id=inference_id)
+        return found
+
+    @router.get("/audit", tags=["records"], response_model=AuditPage, responses=ERRORS)
+    async def audit(
+        caller: Auditor,
+        after_seq: Annotated[
+            int, Query(ge=0, le=MAX_SEQ, description="Entries after this seq.")
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_READ)] = 100,
+    ) -> AuditPage:
+        """Audit entries oldest first, each with its place in the hash chain."""
+        entries = await trail.entries(after_seq, limit)
+        await audited(
+            caller, AuditAction.AUDIT_READ, "audit", after_seq=after_seq, returned=len(entries)
+        )
+        last = entries[-1].seq if len(entries) == limit else None
+        return AuditPage(entries=entries, next_after_seq=last)
+
+    @router.get(
+        "/audit/verify", tags=["records"], response_model=ChainVerification, responses=ERRORS
+    )
+    async def verify(caller: Auditor) -> ChainVerification:
+        """Recompute the hash chain and hold it to the signed checkpoints."""
+        verification = await trail.verify()
+        await audited(
+            caller,
+            AuditAction.AUDIT_VERIFY,
+            "audit",
+            valid=verification.valid,
+            first_bad_seq=verification.first_bad_seq,
+        )
+        return verification
+
+    return router

@@ -1,0 +1,59 @@
+"""Wire shapes of stored results and the audit trail (read from rows by attribute)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class StoredResult(_FromRow):
+    inference_id: str
+    batch_id: str | None
+    model_name: str
+    model_version: str
+    requested_by: str = Field(description="The `sub` of the token that asked.")
+    patient_ref: str | None = Field(description="Pseudonym of the patient id, never the id.")
+    outputs: list[float]
+    confidence: float
+    prediction: str
+    threshold: float
+    latency_ms: float
+    created_at: datetime
+
+
+class AuditRecord(_FromRow):
+    seq: int
+    timestamp: datetime
+    actor: str
+    role: str | None
+    action: str
+    object_type: str
+    object_id: str | None
+    model_version: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditRecord]
+    next_after_seq: int | None = Field(
+        description="Pass as `after_seq` for the next page; null when this page is the last."
+    )
+
+
+class ChainVerification(_FromRow):
+    valid: bool
+    entries: int = Field(description="Entries read.")
+    head_hash: str = Field(description="Stored hash of the newest entry.")
+    first_bad_seq: int | None = Field(description="First altered, missing or misplaced seq.")
+    reason: str | None = None
+    checkpoint_seq: int | None = Field(
+        None, description="Seq of the newest signed checkpoint the chain was held to."
+    )

@@ -1,0 +1,145 @@
+"""Opening the database: tortoise-orm set up once per process, the schema created or migrated.
+
+NOTE: tortoise-orm binds the model classes (and their SQL dialect) to one context at a
+time, so a process has at most one open ``Database``. It is tortoise's global fallback
+context, which every task of the process (a Ray replica's requests included) resolves.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
+from tortoise.context import TortoiseContext, get_current_context
+from tortoise.transactions import in_transaction
+from tortoise.utils import generate_schema_for_client
+
+from serve_app.auth.credentials import ConfigurationError
+from serve_app.settings import Settings
+from serve_app.storage.models import SCHEMA_VERSION, SchemaVersion
+
+APP = "medai"
+MODELS = "serve_app.storage.models"
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+"""SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
+
+New tables need no step (start-up creates missing tables); a step alters existing ones.
+One statement an element: they run in the migration's transaction, one at a time.
+"""
+
+
+def database_url(settings: Settings) -> str:
+    """``storage.database_url``, or the SQLite file ``data_dir/medai.sqlite3``."""
+    if settings.storage.database_url is not None:
+        return settings.storage.database_url
+    return f"sqlite://{(settings.data_dir / 'medai.sqlite3').resolve()}"
+
+
+def _connection_name(url: str) -> str:
+    # NOTE: tortoise caches each model's INSERT statement by connection name, for the
+    # process's lifetime; a name per dialect keeps a SQLite statement off PostgreSQL.
+    return "sqlite" if url.startswith("sqlite:") else "postgres"
+
+
+class Database:
+    """The open database of this process; ``await close()`` (or ``async with``) ends it."""
+
+    def __init__(self, context: TortoiseContext, name: str) -> None:
+        self._context = context
+        self._name = name
+
+    @property
+    def connection(self) -> BaseDBAsyncClient:
+        return self._context.db(self._name)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgres``."""
+        return str(self.connection.capabilities.dialect)
+
+    def transaction(self) -> TransactionContext:
+        """``async with db.transaction() as tx:`` one transaction (pass ``using_db=tx``)."""
+        return in_transaction(self._name)
+
+    async def close(self) -> None:
+        await self._context.close_connections()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect, create missing tables and apply pending migrations.
+
+    Raises ``ConfigurationError`` when a database is already open in this process or the
+    database's schema is newer than this code.
+    """
+    if get_current_context() is not None:
+        raise ConfigurationError("a database is already open in this process")
+    url = database_url(settings)
+    if settings.storage.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    name = _connection_name(url)
+    context = TortoiseContext()
+    config = {
+        "connections": {name: url},
+        "apps": {APP: {"models": [MODELS], "default_connection": name}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+    with context:  # tortoise resolves the context being set up through its contextvar
+        await context.init(config=config, _enable_global_fallback=True)
+    database = Database(context, name)
+    try:
+        await _create_or_migrate(database)
+    except BaseException:
+        await database.close()
+        raise
+    return database
+
+
+async def _create_or_migrate(database: Database) -> None:
+    if database.dialect != "postgres":
+        # NOTE: each CREATE ... IF NOT EXISTS runs under SQLite's write lock, but reading
+        # then recording the schema version must too, or replicas starting together both
+        # insert it. A write first takes the lock for the whole migration. Tables are made
+        # before: tortoise makes them with executescript, which commits a transaction.
+        await generate_schema_for_client(database.connection, safe=True)
+        async with database.transaction() as tx:
+            await tx.execute_query('UPDATE "schema_version" SET "version" = "version" WHERE 0')
+            await _migrate(tx)
+        return
+    async with database.transaction() as tx:
+        # NOTE: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's
+        # catalog; one lock per schema makes replicas that start together take turns.
+        await tx.execute_query(
+            "SELECT pg_advisory_xact_lock(hashtext('medai-schema:' || current_schema()))"
+        )
+        await generate_schema_for_client(tx, safe=True)
+        await _migrate(tx)
+
+
+async def _migrate(client: BaseDBAsyncClient) -> None:
+    applied = await SchemaVersion.all().using_db(client).values_list("version", flat=True)
+    current = max((int(v) for v in applied), default=None)  # type: ignore[call-overload]
+    if current is None:
+        await SchemaVersion.create(version=SCHEMA_VERSION, using_db=client)
+        return
+    if current > SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"the database schema is version {current}, newer than this code's {SCHEMA_VERSION}"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            # NOTE: not execute_script: on SQLite it would commit the migration's transaction.
+            await client.execute_query(statement)
+        await SchemaVersion.create(version=version, using_db=client)
