@@ -80,26 +80,41 @@ def raw_throughput(store: ModelStore, model: str, seconds: float) -> tuple[int, 
     return best
 
 
-def serve_config(model: str, port: int, workdir: Path, overrides: dict) -> Path:
+def serve_config(model: str, port: int, workdir: Path, overrides: dict, storage: dict) -> Path:
     config = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
     config["http_options"]["port"] = port
     app = config["applications"][0]
+    app["args"] |= storage
+    if not app["args"].get("audit", {}).get("enabled", True):
+        app["deployments"] = [d for d in app["deployments"] if d["name"] != "AuditWriter"]
     if model not in [m["name"] for m in app["args"]["models"]]:
         app["args"]["models"].append(
             {"name": model, "max_batch_size": 8, "batch_wait_timeout_s": 0.01}
         )
         app["deployments"].append({"name": f"model-{model}", **BENCH_MODEL_DEPLOYMENT})
+    for entry in app["args"]["models"]:
+        if entry["name"] == model:
+            entry |= overrides
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
+def storage_args(audit: bool, database_url: str | None) -> dict:
+    """Application ``args`` for persistence on (to ``database_url``) or off."""
+    if not audit:
+        return {"audit": {"enabled": False}}
+    return {"storage": {"database_url": database_url}} if database_url else {}
+
+
 def start_server(
-    kind: str, model: str, port: int, workdir: Path, overrides: dict
+    kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
 ) -> subprocess.Popen:
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     if kind == "naive":
+        # NOTE: the naive peer keeps its audit trail in memory (or none, audit off).
+        env["MEDAI_AUDIT__ENABLED"] = json.dumps(storage.get("audit", {}).get("enabled", True))
         env["MEDAI_MODELS"] = json.dumps([{"name": model, **overrides}])
         env["MEDAI_DEFAULT_MODEL"] = model
         cmd = [
@@ -116,8 +131,12 @@ def start_server(
     else:
         if kind == "serve-ht":
             env |= HIGH_THROUGHPUT_ENV
-        cmd = [str(bin_dir / "serve"), "run", str(serve_config(model, port, workdir, overrides))]
-    log = open(workdir / f"{kind}.log", "wb")  # noqa: SIM115 (lives as long as the server)
+        cmd = [
+            str(bin_dir / "serve"),
+            "run",
+            str(serve_config(model, port, workdir, overrides, storage)),
+        ]
+    log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -208,6 +227,15 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds per concurrency")
     parser.add_argument("--port", type=int, default=8600)
     parser.add_argument(
+        "--audit",
+        choices=["on", "off", "both"],
+        default="on",
+        help="persistence (results + audit trail): on, off, or each server both ways",
+    )
+    parser.add_argument(
+        "--database", help="storage.database_url for the served app (default: its SQLite file)"
+    )
+    parser.add_argument(
         "--model-config",
         type=json.loads,
         default={},
@@ -237,10 +265,14 @@ def main() -> int:
     )
     url = f"http://127.0.0.1:{args.port}{PATHS[args.endpoint]}"
 
+    audits = {"on": [True], "off": [False], "both": [True, False]}[args.audit]
+    runs = [(kind, audit) for kind in args.servers.split(",") for audit in audits]
     rows = []
-    for kind in args.servers.split(","):
+    for base_kind, audit in runs:
+        kind = base_kind if audit else f"{base_kind}/no-audit"
         wait_port_free(args.port)
-        server = start_server(kind, args.model, args.port, workdir, args.model_config)
+        storage = storage_args(audit, args.database)
+        server = start_server(base_kind, args.model, args.port, workdir, args.model_config, storage)
         try:
             wait_ready(f"http://127.0.0.1:{args.port}", server)
             rss = PeakRss(server.pid)
@@ -250,7 +282,7 @@ def main() -> int:
                 r = wrk(url, script, c, args.duration)
                 rows.append((kind, c, r, rss.peak))
                 print(
-                    f"  {kind:9} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
+                    f"  {kind:18} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
                     f"p50 {r['p50_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
                     f"errors {r['errors'] + r['non_2xx']}",
                     flush=True,
@@ -266,12 +298,12 @@ def main() -> int:
         f"(batch {best_batch}), {os.cpu_count()} CPUs"
     )
     print(
-        f"{'server':10} {'conc':>4} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server':18} {'conc':>4} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'errors':>6} {'peak RSS MiB':>12}"
     )
     for kind, c, r, peak in rows:
         print(
-            f"{kind:10} {c:>4} {r['rps']:8.1f} {r['rps'] / raw:6.2f} {r['p50_us'] / 1000:8.1f} "
+            f"{kind:18} {c:>4} {r['rps']:8.1f} {r['rps'] / raw:6.2f} {r['p50_us'] / 1000:8.1f} "
             f"{r['p99_us'] / 1000:8.1f} {r['errors'] + r['non_2xx']:>6} {peak / 2**20:12.0f}"
         )
     return 0

@@ -5,7 +5,7 @@
 
 from fastapi import FastAPI
 
-from serve_app.audit.trail import MemoryTrail
+from serve_app.audit.trail import DisabledTrail, MemoryTrail
 from serve_app.auth.credentials import load_credentials
 from serve_app.backend import LocalBackend
 from serve_app.http.app import create_app
@@ -16,4 +16,5 @@ from serve_app.settings import Settings
 def app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings, LocalBackend(settings), MemoryTrail(), load_credentials(settings))
+    trail = MemoryTrail() if settings.audit.enabled else DisabledTrail()
+    return create_app(settings, LocalBackend(settings), trail, load_credentials(settings))

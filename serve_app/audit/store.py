@@ -53,6 +53,14 @@ RESULT_FIELDS = (
 )
 
 
+def check_page(after_seq: int, limit: int) -> None:
+    """``InvalidInput`` unless ``limit`` is 1..MAX_READ and ``after_seq`` not negative."""
+    if not 1 <= limit <= MAX_READ:
+        raise InvalidInput(f"limit {limit} is outside 1..{MAX_READ}", "limit", "range")
+    if after_seq < 0:
+        raise InvalidInput(f"after_seq {after_seq} is negative", "after_seq", "range")
+
+
 def result_digest(result: InferenceResult) -> str:
     fields: dict[str, Any] = {name: getattr(result, name) for name in RESULT_FIELDS}
     fields["created_at"] = utc_iso(result.created_at)
@@ -131,10 +139,7 @@ class AuditStore:
 
     async def read(self, after_seq: int = 0, limit: int = 100) -> list[AuditLog]:
         """Entries with seq > ``after_seq``, oldest first, at most ``limit`` (1..1000)."""
-        if not 1 <= limit <= MAX_READ:
-            raise InvalidInput(f"limit {limit} is outside 1..{MAX_READ}", "limit", "range")
-        if after_seq < 0:
-            raise InvalidInput(f"after_seq {after_seq} is negative", "after_seq", "range")
+        check_page(after_seq, limit)
         return await AuditLog.filter(seq__gt=after_seq).order_by("seq").limit(limit)
 
     async def result(self, inference_id: str) -> InferenceResult | None:

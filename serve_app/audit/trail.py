@@ -15,8 +15,8 @@ from typing import Protocol
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import AuditEntry, ChainedEntry, link, verify
 from serve_app.audit.events import AuditEvent, utc_now
-from serve_app.audit.store import MAX_READ
-from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.audit.store import check_page
+from serve_app.errors import ServiceUnavailable
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 
 
@@ -32,13 +32,6 @@ class AuditTrail(Protocol):
         ...
 
     async def verify(self) -> ChainVerification: ...
-
-
-def check_page(after_seq: int, limit: int) -> None:
-    if not 1 <= limit <= MAX_READ:
-        raise InvalidInput(f"limit {limit} is outside 1..{MAX_READ}", "limit", "range")
-    if after_seq < 0:
-        raise InvalidInput(f"after_seq {after_seq} is negative", "after_seq", "range")
 
 
 class MemoryTrail:

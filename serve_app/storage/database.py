@@ -36,6 +36,17 @@ def database_url(settings: Settings) -> str:
     return f"sqlite://{(settings.data_dir / 'medai.sqlite3').resolve()}"
 
 
+def _durable(url: str) -> str:
+    """A SQLite URL syncs every commit to disk unless it says otherwise.
+
+    NOTE: in WAL mode SQLite's NORMAL sync survives a process crash but may lose the
+    last commits on power loss; a 200 promises the result is stored, so FULL.
+    """
+    if not url.startswith("sqlite:") or "synchronous=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "synchronous=FULL"
+
+
 def _connection_name(url: str) -> str:
     # NOTE: tortoise caches each model's INSERT statement by connection name, for the
     # process's lifetime; a name per dialect keeps a SQLite statement off PostgreSQL.
@@ -91,7 +102,7 @@ async def open_database(settings: Settings) -> Database:
     name = _connection_name(url)
     context = TortoiseContext()
     config = {
-        "connections": {name: url},
+        "connections": {name: _durable(url)},
         "apps": {APP: {"models": [MODELS], "default_connection": name}},
         "use_tz": True,
         "timezone": "UTC",

@@ -141,6 +141,22 @@ def test_default_database_is_created_under_data_dir(tmp_path: Any) -> None:
     assert (tmp_path / "fresh" / "medai.sqlite3").is_file()
 
 
+@pytest.mark.parametrize(("query", "expected"), [("", 2), ("?synchronous=NORMAL", 1)])
+def test_sqlite_syncs_every_commit_unless_the_url_says_otherwise(
+    tmp_path: Any, query: str, expected: int
+) -> None:
+    url = f"sqlite://{tmp_path / 'medai.sqlite3'}{query}"
+    settings = Settings(data_dir=tmp_path, storage={"database_url": url})
+
+    async def main() -> tuple[int, str]:
+        async with await open_database(settings) as db:
+            (sync,) = await db.connection.execute_query_dict("PRAGMA synchronous")
+            (mode,) = await db.connection.execute_query_dict("PRAGMA journal_mode")
+            return sync["synchronous"], mode["journal_mode"]
+
+    assert asyncio.run(main()) == (expected, "wal")  # 2 is FULL, 1 NORMAL
+
+
 def test_pending_migrations_are_applied_once(
     with_db: Any, storage_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
