@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +67,7 @@ def result_digest(result: InferenceResult) -> str:
 
 
 def _result_row(record: InferenceRecord, actor: str, now: datetime) -> InferenceResult:
-    fields = asdict(record)
+    fields = dict(vars(record))  # NOTE: not asdict(), which deep-copies every value
     fields["outputs"] = normalized(record.outputs)
     return InferenceResult(**fields, requested_by=actor, created_at=now)
 
@@ -99,7 +98,7 @@ class AuditStore:
                         details[RESULT_DIGEST] = result_digest(result)
                         results.append(result)
                     entry = link(prev_hash, _entry(event, seq + offset, now, details))
-                    entries.append(AuditLog(**asdict(entry)))
+                    entries.append(AuditLog(**vars(entry)))
                     prev_hash = entry.entry_hash
                 if results:
                     await InferenceResult.bulk_create(results, using_db=tx)

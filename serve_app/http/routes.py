@@ -43,7 +43,6 @@ from serve_app.settings import Settings
 log = logging.getLogger(__name__)
 
 ERRORS = problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
-NOT_READY = problem_responses(503)
 Inferrer = Annotated[Principal, require(Permission.INFER)]
 
 

@@ -38,7 +38,7 @@ def hs_verifier(auth: AuthSettings = HS) -> TokenVerifier:
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    base = {"sub": "alice", "role": "clinician", "iat": now, "exp": now + 600}
+    base = {"sub": "alice", "role": "clinician", "iat": now, "exp": now + 86400}
     base |= {"iss": "https://idp.test", "aud": "medai-flow"}
     return {k: v for k, v in (base | overrides).items() if v is not None}
 
@@ -59,8 +59,10 @@ def test_minted_token_verifies_to_its_principal() -> None:
     ("token_claims", "rule"),
     [
         (claims(exp=int(time.time()) - 60), "expired"),
-        (claims(nbf=int(time.time()) + 60), "not-yet-valid"),
-        (claims(iat=int(time.time()) + 60), "not-yet-valid"),
+        # NOTE: a day ahead, not a minute: these are built at collection, and a long
+        # suite can reach a minute-ahead nbf before this test runs.
+        (claims(nbf=int(time.time()) + 86400), "not-yet-valid"),
+        (claims(iat=int(time.time()) + 86400), "not-yet-valid"),
         (claims(iat="yesterday"), "issued-at"),
         (claims(iss="https://evil.test"), "issuer"),
         (claims(iss=None), "missing-claim"),
