@@ -148,7 +148,7 @@ class AuditSettings(BaseModel):
     unset uses ``data_dir/audit/checkpoints.jsonl``."""
     checkpoint_every_entries: int = Field(1000, ge=1)
     """The writer signs a checkpoint at least once per this many new audit entries."""
-    checkpoint_every_s: float = Field(60.0, gt=0)
+    checkpoint_every_s: float = Field(10.0, gt=0)
     """The writer also signs one at least this often, in seconds, while entries arrive."""
     max_batch_events: int = Field(512, ge=1)
     """Most audit events group-committed in one transaction."""

@@ -1,0 +1,83 @@
+"""No answer without its record: when the audit trail cannot be written, the client gets
+a 503 to retry, never the result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serve_app.audit.events import AuditEvent
+from serve_app.audit.trail import MemoryTrail
+from serve_app.auth.credentials import Credentials
+from serve_app.backend import LocalBackend
+from serve_app.errors import ServiceUnavailable
+from serve_app.http.app import create_app
+from serve_app.settings import Settings
+from tests.images import encode, infer_body, pixels
+from tests.problems import assert_problem
+
+
+class FlakyTrail(MemoryTrail):
+    """The in-memory trail, with its database 'down' while ``down`` is set."""
+
+    down = False
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        if self.down:
+            raise ServiceUnavailable("the audit store is unavailable")
+        await super().record(events)
+
+
+@pytest.fixture(scope="module")
+def trail() -> FlakyTrail:
+    return FlakyTrail()
+
+
+@pytest.fixture(scope="module")
+def api(
+    settings: Settings, credentials: Credentials, clinician: dict[str, str], trail: FlakyTrail
+) -> Iterator[TestClient]:
+    app = create_app(settings, LocalBackend(settings), trail, credentials)
+    with TestClient(app, headers=clinician) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda api: api.post("/infer", json=infer_body(pixels(90, 64, 64))),
+        lambda api: api.post("/infer/batch", json={"images": [infer_body(pixels(91, 64, 64))]}),
+        lambda api: api.post(
+            "/infer/file", files={"file": ("a.png", encode(pixels(92, 64, 64), "PNG"))}
+        ),
+    ],
+    ids=["infer", "batch", "file"],
+)
+def test_an_unrecordable_answer_is_a_503_and_nothing_is_returned(
+    api: TestClient, trail: FlakyTrail, send
+) -> None:
+    trail.down = True
+    try:
+        response = send(api)
+    finally:
+        trail.down = False
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert "outputs" not in response.text and "inference_id" not in response.text
+
+    retried = send(api)
+    assert retried.status_code == 200, retried.text
+
+
+def test_a_401_is_sent_even_when_its_audit_entry_cannot_be(
+    api: TestClient, trail: FlakyTrail
+) -> None:
+    trail.down = True
+    try:
+        response = api.post("/infer", headers={"Authorization": "Bearer x.y.z"})
+    finally:
+        trail.down = False
+    assert_problem(response, 401, "authorization", "malformed")
