@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from serve_app.audit.chain import AuditEntry
 from serve_app.storage.models import PSEUDONYM
 
 
@@ -64,6 +65,20 @@ class AuditEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
     """JSON-able, without PHI."""
     result: InferenceRecord | None = None
+
+    def entry(self, seq: int, now: datetime, details: Mapping[str, Any]) -> AuditEntry:
+        """This event as the chain's entry number ``seq``, stamped ``now``."""
+        return AuditEntry(
+            seq=seq,
+            timestamp=now,
+            actor=self.actor,
+            role=self.role,
+            action=str(self.action),
+            object_type=self.object_type,
+            object_id=self.object_id,
+            model_version=self.model_version,
+            details=details,
+        )
 
     @classmethod
     def inference(

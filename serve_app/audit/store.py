@@ -20,7 +20,6 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
-    AuditEntry,
     ChainVerifier,
     Verification,
     link,
@@ -97,7 +96,7 @@ class AuditStore:
                         result = _result_row(event.result, event.actor, now)
                         details[RESULT_DIGEST] = result_digest(result)
                         results.append(result)
-                    entry = link(prev_hash, _entry(event, seq + offset, now, details))
+                    entry = link(prev_hash, event.entry(seq + offset, now, details))
                     entries.append(AuditLog(**vars(entry)))
                     prev_hash = entry.entry_hash
                 if results:
@@ -179,20 +178,6 @@ class AuditStore:
                 verification.checkpoint_seq,
             )  # fmt: skip
         return verification
-
-
-def _entry(event: AuditEvent, seq: int, now: datetime, details: Any) -> AuditEntry:
-    return AuditEntry(
-        seq=seq,
-        timestamp=now,
-        actor=event.actor,
-        role=event.role,
-        action=str(event.action),
-        object_type=event.object_type,
-        object_id=event.object_id,
-        model_version=event.model_version,
-        details=details,
-    )
 
 
 async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:

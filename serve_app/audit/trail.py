@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
+from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
-from serve_app.audit.chain import AuditEntry, ChainedEntry, link, verify
+from serve_app.audit.chain import ChainedEntry, link, verify
 from serve_app.audit.events import AuditEvent, utc_now
 from serve_app.audit.store import check_page
 from serve_app.errors import ServiceUnavailable
@@ -47,10 +48,7 @@ class MemoryTrail:
             now = utc_now()
             for event in events:
                 prev = self.chain[-1].entry_hash if self.chain else GENESIS
-                entry = AuditEntry(
-                    len(self.chain) + 1, now, event.actor, event.role, str(event.action),
-                    event.object_type, event.object_id, event.model_version, dict(event.details),
-                )  # fmt: skip
+                entry = event.entry(len(self.chain) + 1, now, normalized(event.details))
                 self.chain.append(link(prev, entry))
                 if (r := event.result) is not None:
                     self.results[r.inference_id] = StoredResult(
