@@ -186,3 +186,15 @@ def test_the_trail_verifies(api: httpx.Client, auditor: dict[str, str]) -> None:
     body = verification.json()
     assert body["valid"] is True and body["first_bad_seq"] is None and body["entries"] >= 2
     assert len(body["head_hash"]) == 64
+
+
+def test_no_route_changes_or_deletes_a_record(api: httpx.Client, auditor: dict[str, str]) -> None:
+    """21 CFR 11.10(e): the API can add to the trail and read it, never rewrite it."""
+    schema = api.get("/openapi.json").json()
+    record_paths = [p for p in schema["paths"] if p.startswith(("/results", "/audit"))]
+    assert record_paths and all(set(schema["paths"][p]) == {"get"} for p in record_paths)
+    sent = api.post("/infer", json=infer_body(pixels(80, 64, 64))).json()
+    for method in ("PUT", "PATCH", "DELETE", "POST"):
+        for path in (f"/results/{sent['inference_id']}", "/audit"):
+            assert api.request(method, path, headers=auditor).status_code == 405, (method, path)
+    assert api.get(f"/results/{sent['inference_id']}", headers=auditor).status_code == 200
