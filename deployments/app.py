@@ -10,6 +10,7 @@ from deployments.audit_writer import AuditWriter
 from deployments.ingress import Ingress
 from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
+from deployments.registry import Registry
 from serve_app.auth.credentials import load_credentials
 from serve_app.registry.store import ModelStore
 from serve_app.settings import Settings
@@ -21,7 +22,8 @@ def runner_name(model: str) -> str:
 
 def build_app(args: dict[str, Any]) -> Application:
     """Ingress -> Preprocessor -> one ModelRunner deployment per served model, and
-    Ingress -> AuditWriter (the single writer of results and the audit trail).
+    Ingress -> AuditWriter (the single writer of results and the audit trail), and
+    Ingress -> Registry -> AuditWriter (model versions and their lifecycle).
 
     ``args`` (the application ``args`` in ``serve_config.yaml``) override
     ``MEDAI_*`` environment settings.
@@ -36,4 +38,5 @@ def build_app(args: dict[str, Any]) -> Application:
     }
     preprocessor = Preprocessor.bind(settings, specs, runners)
     writer = AuditWriter.bind(settings) if settings.audit.enabled else None
-    return Ingress.bind(settings, preprocessor, writer)
+    registry = Registry.bind(settings, writer)
+    return Ingress.bind(settings, preprocessor, writer, registry)

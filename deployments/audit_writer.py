@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ray import serve
-from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from deployments.calls import call
 from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditEvent
 from serve_app.errors import MedAIError, ServiceUnavailable
 from serve_app.logs import configure_logging
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+from serve_app.schemas.models import ModelVersionOut
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+UNAVAILABLE = "the audit trail is unavailable; nothing was stored"
 MESSAGES_IN_FLIGHT = 1
 """One write in flight from each ingress replica: events that arrive meanwhile queue and
 travel together in the next message, so a burst costs one hop and one transaction."""
@@ -42,16 +45,38 @@ class AuditWriter:
         # NOTE: opened here, in the replica's event loop, with secrets read in the replica.
         self.trail = await DatabaseTrail.open(settings)
         audit = settings.audit
-        self.record = serve.batch(
+        self._batched = serve.batch(
             max_batch_size=audit.max_batch_events,
             batch_wait_timeout_s=audit.batch_wait_timeout_s,
             batch_size_fn=event_count,
         )(self._commit)
         self._signer = asyncio.create_task(self._sign_periodically(audit.checkpoint_every_s))
 
-    async def _commit(self, batches: list[list[AuditEvent]]) -> list[None]:
-        await self.trail.record([event for batch in batches for event in batch])
-        return [None] * len(batches)
+    async def record(self, events: list[AuditEvent]) -> None:
+        """Return once ``events`` are committed, group-committed with concurrent calls."""
+        error = await self._batched(events)
+        if error is not None:
+            raise error
+
+    async def _commit(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        try:
+            await self.trail.record([event for batch in batches for event in batch])
+            return [None] * len(batches)
+        except ServiceUnavailable:
+            raise
+        except MedAIError:
+            # NOTE: one caller's change broke the transaction (a conflicting model
+            # version): commit each caller apart so that only that caller fails.
+            return [await self._commit_apart(batch) for batch in batches]
+
+    async def _commit_apart(self, batch: list[AuditEvent]) -> MedAIError | None:
+        try:
+            await self.trail.record(batch)
+        except ServiceUnavailable:
+            raise
+        except MedAIError as error:
+            return error
+        return None
 
     async def _sign_periodically(self, every_s: float) -> None:
         while True:
@@ -69,6 +94,9 @@ class AuditWriter:
 
     async def verify(self) -> ChainVerification:
         return await self.trail.verify()
+
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        return await self.trail.model_versions(name)
 
     async def __del__(self) -> None:
         self._signer.cancel()
@@ -108,16 +136,8 @@ class ServeTrail:
     async def verify(self) -> ChainVerification:
         return await self._call("verify")
 
-    async def _call(self, method: str, *args: object):  # type: ignore[no-untyped-def]
-        try:
-            return await getattr(self.writer, method).remote(*args)
-        except RayTaskError as error:
-            if isinstance(error.cause, MedAIError):  # a client's error, or the store's 503
-                raise error.cause from None
-            log.error("audit writer call %s failed: %s", method, type(error.cause).__name__)
-            raise ServiceUnavailable("the audit trail is unavailable; nothing was stored") from None
-        except Exception:
-            # NOTE: whatever broke (the writer's database, the writer itself, back-pressure),
-            # the events are not known to be stored: the request must not get its 200.
-            log.exception("audit writer call %s failed", method)
-            raise ServiceUnavailable("the audit trail is unavailable; nothing was stored") from None
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        return await self._call("model_versions", name)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await call(self.writer, method, *args, unavailable=UNAVAILABLE)

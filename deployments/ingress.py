@@ -9,6 +9,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.audit_writer import ServeTrail
 from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
+from deployments.registry import RegistryClient
 from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
@@ -77,10 +78,12 @@ class Ingress:
         settings: Settings,
         preprocessor: DeploymentHandle,
         audit_writer: DeploymentHandle | None,
+        registry: DeploymentHandle,
     ) -> None:
         self.settings = settings
         self.preprocessor = preprocessor
         self.audit_writer = audit_writer
+        self.registry = registry
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         configure_logging(self.settings.log_level)
@@ -92,4 +95,5 @@ class Ingress:
             if self.audit_writer is not None
             else DisabledTrail()
         )
-        return create_app(self.settings, backend, trail, credentials)
+        registry = RegistryClient(self.registry)
+        return create_app(self.settings, backend, trail, registry, credentials)

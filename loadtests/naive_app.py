@@ -7,8 +7,7 @@ from fastapi import FastAPI
 
 from serve_app.audit.trail import DisabledTrail, MemoryTrail
 from serve_app.auth.credentials import load_credentials
-from serve_app.backend import LocalBackend
-from serve_app.http.app import create_app
+from serve_app.http.app import create_local_app
 from serve_app.logs import configure_logging
 from serve_app.settings import Settings
 
@@ -17,4 +16,4 @@ def app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
     trail = MemoryTrail() if settings.audit.enabled else DisabledTrail()
-    return create_app(settings, LocalBackend(settings), trail, load_credentials(settings))
+    return create_local_app(settings, load_credentials(settings), trail)

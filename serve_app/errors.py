@@ -133,6 +133,14 @@ class NotFound(MedAIError):
     title = "Not found"
 
 
+class Conflict(MedAIError):
+    """The request contradicts what is recorded: an existing version, an illegal status move."""
+
+    status = HTTPStatus.CONFLICT
+    slug = "conflict"
+    title = "Conflict"
+
+
 class ServiceUnavailable(MedAIError):
     """Not ready, overloaded, or a dependency is down: the client may retry."""
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tortoise.exceptions import IntegrityError
+
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.writer import AuditWriter
 from serve_app.auth.credentials import load_credentials
+from serve_app.errors import Conflict
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+from serve_app.schemas.models import ModelVersionOut
 from serve_app.settings import Settings
 from serve_app.storage.database import Database, open_database
 
@@ -28,7 +32,10 @@ class DatabaseTrail:
         return cls(database, writer)
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
-        await self.writer.write(events)
+        try:
+            await self.writer.write(events)
+        except IntegrityError:
+            raise Conflict("the change conflicts with a stored record") from None
 
     async def result(self, inference_id: str) -> StoredResult | None:
         row = await self.writer.store.result(inference_id)
@@ -40,6 +47,10 @@ class DatabaseTrail:
 
     async def verify(self) -> ChainVerification:
         return ChainVerification.model_validate(await self.writer.verify())
+
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        rows = await self.writer.store.model_versions(name)
+        return [ModelVersionOut.model_validate(row) for row in rows]
 
     async def close(self) -> None:
         """Sign the tail, then disconnect."""

@@ -53,6 +53,37 @@ class InferenceRecord:
 
 
 @dataclass(frozen=True)
+class ModelVersionRecord:
+    """A registered model version, stored as a ``ModelVersion`` row with its audit entry."""
+
+    model_name: str
+    version: str
+    file_path: str
+    file_hash: str
+    file_size_bytes: int
+    input_shape: Sequence[int | None]
+    output_shape: Sequence[int | None]
+    inference_latency_ms: float | None = None
+    clinical_domain: str | None = None
+    confidence_threshold: float | None = None
+    fda_submission_id: str | None = None
+    iso_certification: str | None = None
+    status: str = "development"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A model version's new lifecycle status, applied with its audit entry."""
+
+    model_name: str
+    version: str
+    status: str
+
+
+ModelChange = ModelVersionRecord | StatusChange
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     actor: str
     """Token ``sub`` of who acted (``anonymous`` for failed authentications)."""
@@ -65,6 +96,8 @@ class AuditEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
     """JSON-able, without PHI."""
     result: InferenceRecord | None = None
+    model: ModelChange | None = None
+    """A model version registered or moved, committed in the entry's transaction."""
 
     def entry(self, seq: int, now: datetime, details: Mapping[str, Any]) -> AuditEntry:
         """This event as the chain's entry number ``seq``, stamped ``now``."""

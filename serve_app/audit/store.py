@@ -26,10 +26,17 @@ from serve_app.audit.chain import (
     utc_iso,
 )
 from serve_app.audit.checkpoints import CheckpointError, CheckpointLog, CheckpointVerifier
-from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord, utc_now
-from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.audit.events import (
+    AuditAction,
+    AuditEvent,
+    InferenceRecord,
+    ModelChange,
+    ModelVersionRecord,
+    utc_now,
+)
+from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
 from serve_app.storage.database import Database
-from serve_app.storage.models import AuditLog, InferenceResult
+from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion
 
 MAX_READ = 1000
 """Most entries one ``read`` returns."""
@@ -101,6 +108,9 @@ class AuditStore:
                     prev_hash = entry.entry_hash
                 if results:
                     await InferenceResult.bulk_create(results, using_db=tx)
+                for event in events:
+                    if event.model is not None:
+                        await _apply(event.model, tx)
                 await AuditLog.bulk_create(entries, using_db=tx)
         except IntegrityError:
             # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
@@ -143,6 +153,11 @@ class AuditStore:
     async def result(self, inference_id: str) -> InferenceResult | None:
         return await InferenceResult.get_or_none(inference_id=inference_id)
 
+    async def model_versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Registered versions, oldest first; only ``name``'s when given."""
+        query = ModelVersion.all() if name is None else ModelVersion.filter(model_name=name)
+        return await query.order_by("id")
+
     async def verify(
         self,
         checkpoints: CheckpointLog | None = None,
@@ -178,6 +193,23 @@ class AuditStore:
                 verification.checkpoint_seq,
             )  # fmt: skip
         return verification
+
+
+async def _apply(change: ModelChange, tx: BaseDBAsyncClient) -> None:
+    if isinstance(change, ModelVersionRecord):
+        await ModelVersion.create(**vars(change), using_db=tx)
+        return
+    updated = await (
+        ModelVersion.filter(model_name=change.model_name, version=change.version)
+        .using_db(tx)
+        .update(status=change.status)
+    )
+    if updated != 1:
+        raise NotFound(
+            f"model {change.model_name}:{change.version} is not registered",
+            field="model",
+            rule="registered",
+        )
 
 
 async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import ChainedEntry, link, verify
-from serve_app.audit.events import AuditEvent, utc_now
+from serve_app.audit.events import AuditEvent, ModelChange, ModelVersionRecord, utc_now
 from serve_app.audit.store import check_page
-from serve_app.errors import ServiceUnavailable
+from serve_app.errors import Conflict, ServiceUnavailable
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
+from serve_app.schemas.models import ModelVersionOut
+from serve_app.storage.models import ModelStatus
 
 
 class AuditTrail(Protocol):
@@ -34,6 +37,10 @@ class AuditTrail(Protocol):
 
     async def verify(self) -> ChainVerification: ...
 
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        """Registered model versions, oldest first; only ``name``'s when given."""
+        ...
+
 
 class MemoryTrail:
     """The hash chain and results in this process's memory; lost when it ends."""
@@ -41,6 +48,7 @@ class MemoryTrail:
     def __init__(self) -> None:
         self.chain: list[ChainedEntry] = []
         self.results: dict[str, StoredResult] = {}
+        self.models: list[ModelVersionOut] = []
         self._lock = asyncio.Lock()
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
@@ -56,6 +64,19 @@ class MemoryTrail:
                         requested_by=event.actor,
                         created_at=now,
                     )
+                if event.model is not None:
+                    self._apply(event.model, now)
+
+    def _apply(self, change: ModelChange, now: datetime) -> None:
+        if isinstance(change, ModelVersionRecord):
+            if any((m.model_name, m.version) == (change.model_name, change.version)
+                   for m in self.models):  # fmt: skip
+                raise Conflict(f"{change.model_name}:{change.version} is already registered")
+            self.models.append(ModelVersionOut.model_validate(vars(change) | {"created_at": now}))
+            return
+        for i, m in enumerate(self.models):
+            if (m.model_name, m.version) == (change.model_name, change.version):
+                self.models[i] = m.model_copy(update={"status": ModelStatus(change.status)})
 
     async def result(self, inference_id: str) -> StoredResult | None:
         return self.results.get(inference_id)
@@ -66,6 +87,9 @@ class MemoryTrail:
 
     async def verify(self) -> ChainVerification:
         return ChainVerification.model_validate(verify(self.chain))
+
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        return [m for m in self.models if name is None or m.model_name == name]
 
 
 class DisabledTrail:
@@ -82,3 +106,6 @@ class DisabledTrail:
 
     async def verify(self) -> ChainVerification:
         raise ServiceUnavailable("the audit trail is off: audit.enabled is false")
+
+    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        raise ServiceUnavailable("the registry's records are off: audit.enabled is false")

@@ -13,15 +13,21 @@ from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
 from serve_app.http.records import build_records_router
+from serve_app.http.registry_routes import build_registry_router
 from serve_app.http.routes import build_router
 from serve_app.http.security import Authenticate
 from serve_app.logs import Pseudonymizer
 from serve_app.ratelimit import TokenBuckets
+from serve_app.registry.registry import Registry
 from serve_app.settings import Settings
 
 
 def create_app(
-    settings: Settings, backend: Backend, trail: AuditTrail, credentials: Credentials
+    settings: Settings,
+    backend: Backend,
+    trail: AuditTrail,
+    registry: Registry,
+    credentials: Credentials,
 ) -> FastAPI:
     app = FastAPI(
         title="MedAI Flow",
@@ -34,6 +40,7 @@ def create_app(
     metrics = Metrics()
     app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
     app.include_router(build_records_router(trail))
+    app.include_router(build_registry_router(registry))
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
@@ -57,3 +64,18 @@ def create_app(
 def docs_paths(app: FastAPI) -> set[str]:
     urls = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     return {url for url in urls if url}
+
+
+def create_local_app(
+    settings: Settings, credentials: Credentials, trail: AuditTrail | None = None
+) -> FastAPI:
+    """The same app with everything in this process: models, registry and (by default
+    in-memory) trail. For tests, and as the bare peer the benchmarks measure Ray by."""
+    from serve_app.audit.trail import MemoryTrail
+    from serve_app.backend import LocalBackend
+    from serve_app.registry.registry import ModelRegistry
+    from serve_app.registry.store import ModelStore
+
+    trail = trail if trail is not None else MemoryTrail()
+    registry = ModelRegistry(ModelStore(settings.model_store), trail)
+    return create_app(settings, LocalBackend(settings), trail, registry, credentials)

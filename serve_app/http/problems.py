@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request, params
@@ -10,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from serve_app.errors import (
     PROBLEM_BASE,
@@ -93,6 +96,18 @@ def _refused_media_type(request: Request) -> str | None:
     return None if is_json else "application/json"
 
 
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route serves at the scope's path (into included routers)."""
+    methods: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            methods |= allowed_methods(included.routes, scope)
+        elif route.matches(scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return methods
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(MedAIError)
     async def medai_error(_: Request, exc: MedAIError) -> JSONResponse:
@@ -103,7 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(validation_problem(exc, request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # NOTE: FastAPI and Starlette answer a body they cannot parse at all with a bare
         # 400; its cause tells JSON nested past the recursion limit, JSON that is not
         # UTF-8 or holds an integer over 4300 digits, and broken multipart apart.
@@ -125,6 +140,11 @@ def install_problem_handlers(app: FastAPI) -> None:
                 MalformedRequest(f"multipart body: {exc.detail}", field="body", rule="multipart")
             )
         status = HTTPStatus(exc.status_code)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status is HTTPStatus.METHOD_NOT_ALLOWED:
+            # NOTE: Starlette names the methods of the first route on the path only; a
+            # path with a GET and a POST route would then deny the one it has.
+            headers["Allow"] = ", ".join(sorted(allowed_methods(app.routes, request.scope)))
         problem = {
             "type": PROBLEM_BASE + "http-" + str(status.value),
             "title": status.phrase,
@@ -135,7 +155,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             problem,
             status_code=status.value,
             media_type=PROBLEM_JSON,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

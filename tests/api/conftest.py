@@ -8,10 +8,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
-from serve_app.backend import LocalBackend
-from serve_app.http.app import create_app
+from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 
 
@@ -19,7 +17,7 @@ from serve_app.settings import Settings
 def inprocess_client(
     settings: Settings, credentials: Credentials, clinician: dict[str, str]
 ) -> Iterator[httpx.Client]:
-    app = create_app(settings, LocalBackend(settings), MemoryTrail(), credentials)
+    app = create_local_app(settings, credentials)
     with TestClient(app, headers=clinician) as client:
         yield client
 

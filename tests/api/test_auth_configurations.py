@@ -11,10 +11,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
-from serve_app.backend import LocalBackend
-from serve_app.http.app import create_app
+from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
 from tests.images import infer_body, pixels
@@ -27,7 +25,7 @@ RSA, EC = rsa_pair(), ec_pair()
 
 def client(settings: Settings, credentials: Credentials, **overrides: Any) -> TestClient:
     configured = settings.model_copy(update=overrides)
-    return TestClient(create_app(configured, LocalBackend(configured), MemoryTrail(), credentials))
+    return TestClient(create_local_app(configured, credentials))
 
 
 def bearer(token: str) -> dict[str, str]:

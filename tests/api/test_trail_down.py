@@ -11,9 +11,8 @@ from fastapi.testclient import TestClient
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
-from serve_app.backend import LocalBackend
 from serve_app.errors import ServiceUnavailable
-from serve_app.http.app import create_app
+from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.images import encode, infer_body, pixels
 from tests.problems import assert_problem
@@ -39,7 +38,7 @@ def trail() -> FlakyTrail:
 def api(
     settings: Settings, credentials: Credentials, clinician: dict[str, str], trail: FlakyTrail
 ) -> Iterator[TestClient]:
-    app = create_app(settings, LocalBackend(settings), trail, credentials)
+    app = create_local_app(settings, credentials, trail)
     with TestClient(app, headers=clinician) as client:
         yield client
 

@@ -8,17 +8,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
-from serve_app.backend import LocalBackend
-from serve_app.http.app import create_app
+from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
 
 
 @pytest.fixture(scope="session")
 def fuzz_app(settings: Settings, credentials: Credentials) -> FastAPI:
-    return create_app(settings, LocalBackend(settings), MemoryTrail(), credentials)
+    return create_local_app(settings, credentials)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,84 @@
+"""The registry deployment (one replica owns the catalog), and the ingress's client of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.audit_writer import ServeTrail
+from deployments.calls import call
+from deployments.hops import Hop
+from serve_app.audit.trail import AuditTrail, DisabledTrail
+from serve_app.auth.tokens import Principal
+from serve_app.logs import configure_logging
+from serve_app.registry.registry import ModelRegistry, Registration
+from serve_app.registry.store import ModelStore
+from serve_app.schemas.models import ModelVersionOut
+from serve_app.settings import Settings
+from serve_app.storage.models import ModelStatus
+
+UNAVAILABLE = "the model registry is unavailable; nothing was changed"
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=16)
+class Registry:
+    """Registers model versions into the store and moves them through their lifecycle.
+
+    Exactly one replica, so that checking a change against the records and recording it
+    happen one at a time; every change is committed with its audit entry by the writer.
+    """
+
+    def __init__(self, settings: Settings, audit_writer: DeploymentHandle | None) -> None:
+        configure_logging(settings.log_level)
+        trail: AuditTrail = (
+            ServeTrail(audit_writer, settings.audit.max_batch_events)
+            if audit_writer is not None
+            else DisabledTrail()
+        )
+        self.registry = ModelRegistry(ModelStore(settings.model_store), trail)
+
+    async def versions(self, name: str | None) -> list[ModelVersionOut]:
+        return await self.registry.versions(name)
+
+    async def register(self, data: bytes, form: Registration, caller: Principal) -> ModelVersionOut:
+        return await self.registry.register(data, form, caller)
+
+    async def promote(
+        self, name: str, version: str, to: ModelStatus, caller: Principal
+    ) -> list[ModelVersionOut]:
+        return await self.registry.promote(name, version, to, caller)
+
+    async def rollback(
+        self, name: str, to_version: str, caller: Principal
+    ) -> list[ModelVersionOut]:
+        return await self.registry.rollback(name, to_version, caller)
+
+
+class RegistryClient:
+    """The ingress's ``Registry``: the registry deployment through its handle."""
+
+    def __init__(self, registry: DeploymentHandle) -> None:
+        self.handle = registry
+        self.upload = Hop(registry)  # a model file can be tens of MB
+
+    async def versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        return await self._call(self.handle, "versions", name)
+
+    async def register(self, data: bytes, form: Registration, caller: Principal) -> ModelVersionOut:
+        return await self._call(self.upload(len(data)), "register", data, form, caller)
+
+    async def promote(
+        self, name: str, version: str, to: ModelStatus, caller: Principal
+    ) -> list[ModelVersionOut]:
+        return await self._call(self.handle, "promote", name, version, to, caller)
+
+    async def rollback(
+        self, name: str, to_version: str, caller: Principal
+    ) -> list[ModelVersionOut]:
+        return await self._call(self.handle, "rollback", name, to_version, caller)
+
+    @staticmethod
+    async def _call(handle: DeploymentHandle, method: str, *args: Any) -> Any:
+        return await call(handle, method, *args, unavailable=UNAVAILABLE)
