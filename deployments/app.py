@@ -36,7 +36,7 @@ def build_app(args: dict[str, Any]) -> Application:
         name: ModelRunner.options(name=runner_name(name)).bind(settings, spec)
         for name, spec in specs.items()
     }
-    preprocessor = Preprocessor.bind(settings, specs, runners)
     writer = AuditWriter.bind(settings) if settings.audit.enabled else None
-    registry = Registry.bind(settings, writer)
+    registry = Registry.bind(settings, specs, writer)
+    preprocessor = Preprocessor.bind(settings, specs, runners, registry)
     return Ingress.bind(settings, preprocessor, writer, registry)

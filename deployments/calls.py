@@ -18,13 +18,13 @@ async def call(handle: DeploymentHandle, method: str, *args: Any, unavailable: s
     deployment fails for any reason other than the caller's own error."""
     try:
         return await getattr(handle, method).remote(*args)
-    except RayTaskError as error:
-        if isinstance(error.cause, MedAIError):  # a client's error, or the callee's own 503
-            raise error.cause from None
-        log.error("%s.%s failed: %s", handle.deployment_name, method, type(error.cause).__name__)
-        raise ServiceUnavailable(unavailable) from None
-    except Exception:
-        # NOTE: back-pressure, a dead replica, a lost connection: the outcome is unknown,
-        # so the request must not be answered as if it had succeeded.
-        log.exception("%s.%s failed", handle.deployment_name, method)
+    except Exception as error:
+        # NOTE: Ray's default transport wraps the callee's exception in a RayTaskError;
+        # the throughput-optimized one raises it as it was.
+        cause = error.cause if isinstance(error, RayTaskError) else error
+        if isinstance(cause, MedAIError):  # a client's error, or the callee's own 503
+            raise cause from None
+        # NOTE: back-pressure, a dead replica, a lost connection, a bug: the outcome is
+        # unknown, so the request must not be answered as if it had succeeded.
+        log.error("%s.%s failed: %s", handle.deployment_name, method, type(cause).__name__)
         raise ServiceUnavailable(unavailable) from None

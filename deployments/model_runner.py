@@ -12,7 +12,7 @@ from serve_app.registry.lifecycle import Lifecycle, ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
 from serve_app.runtime.batch import split, stack
-from serve_app.runtime.onnx_model import OnnxModel
+from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
 
 
@@ -23,11 +23,13 @@ def rows(tensors: list[np.ndarray]) -> int:
 
 @serve.deployment(max_ongoing_requests=64)
 class ModelRunner:
-    """One model version on one ONNX Runtime session per replica, with dynamic batching.
+    """One model's versions on ONNX Runtime sessions per replica, with dynamic batching.
 
-    Requests are (n, ...) tensors already shaped by the preprocessor; concurrent
-    ones are stacked into one ONNX Runtime call of up to ``max_batch_size`` images.
-    Bound once per served model as the deployment ``model-<name>``.
+    Requests are (n, ...) tensors already shaped by the preprocessor for a version
+    named by its file hash; concurrent ones are stacked into one ONNX Runtime call of
+    up to ``max_batch_size`` images per version. A version not loaded yet is loaded
+    (hash verified) on its first request, so a hot swap needs no restart. Bound once
+    per served model as the deployment ``model-<name>``.
     """
 
     def __init__(self, settings: Settings, spec: ModelSpec) -> None:
@@ -39,9 +41,11 @@ class ModelRunner:
         runtime = settings.runtime
         if config.intra_op_threads is not None:
             runtime = runtime.model_copy(update={"intra_op_threads": config.intra_op_threads})
+        self.versions = LoadedVersions(
+            ModelStore(settings.model_store), runtime, has_gpu=bool(ray.get_gpu_ids())
+        )
         try:
-            data = ModelStore(settings.model_store).read_verified(spec)
-            self.model = OnnxModel(data, spec, runtime, has_gpu=bool(ray.get_gpu_ids()))
+            self.versions.load(spec)  # the version serving at start; others load on demand
         except Exception:
             self.lifecycle.transition(ModelState.FAILED)
             raise
@@ -57,7 +61,18 @@ class ModelRunner:
         self.run_seconds = 0.0
         self.lifecycle.transition(ModelState.READY)
 
-    async def _run_batch(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
+    async def _run_batch(self, tensors: list[np.ndarray], hashes: list[str]) -> list[np.ndarray]:
+        """Run each version's share of the batch (during a hot swap there are two)."""
+        results: list[np.ndarray] = [np.empty(0)] * len(tensors)
+        for sha256 in dict.fromkeys(hashes):
+            indices = [i for i, h in enumerate(hashes) if h == sha256]
+            outputs = await self._run(sha256, [tensors[i] for i in indices])
+            for i, rows in zip(indices, outputs, strict=True):
+                results[i] = rows
+        return results
+
+    async def _run(self, sha256: str, tensors: list[np.ndarray]) -> list[np.ndarray]:
+        model = await self.versions.get(sha256)
         batch, sizes = stack(tensors)
         self.calls += len(tensors)
         self.images += len(batch)
@@ -66,7 +81,7 @@ class ModelRunner:
         # NOTE: in throughput-optimized mode user code shares the replica's event
         # loop, so the blocking ONNX Runtime call runs in a thread.
         started = time.perf_counter()
-        outputs = await asyncio.to_thread(self.model.run, batch)
+        outputs = await asyncio.to_thread(model.run, batch)
         self.run_seconds += time.perf_counter() - started
         return split(outputs, sizes)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 from ray import serve
@@ -13,7 +14,10 @@ from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.settings import Settings
 
+log = logging.getLogger(__name__)
+
 READINESS_TIMEOUT_S = 5.0
+REGISTRY_TIMEOUT_S = 10.0
 
 
 @serve.deployment(max_ongoing_requests=64)
@@ -22,22 +26,46 @@ class Preprocessor:
 
     Calling the model from here, rather than returning the tensor to the
     ingress, keeps pixels to one hop after decoding. Each call carries a list
-    of jobs, and each model gets its share as one stacked tensor.
+    of jobs, and each model gets its share as one stacked tensor. Which version of
+    each model serves is the registry's: each replica follows it (``registry.poll_interval_s``).
     """
 
-    def __init__(
+    async def __init__(
         self,
         settings: Settings,
         specs: dict[str, ModelSpec],
         runners: dict[str, DeploymentHandle],
+        registry: DeploymentHandle,
     ) -> None:
         configure_logging(settings.log_level)
         self.runners = runners
+        self.registry = registry
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
         self.pipeline = Pipeline(settings, specs, self._call_model)
+        # NOTE: before the first request, so that a restart never answers with the newest
+        # registered version when another is in production.
+        await self._follow_once()
+        self._follower = asyncio.create_task(self._follow(settings.registry.poll_interval_s))
 
-    async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
-        return await self.hops[name](tensor.nbytes).infer.remote(tensor)
+    async def _follow_once(self) -> None:
+        """Serve each model's production version: ask the registry, swap when it changes."""
+        try:
+            serving = await asyncio.wait_for(self.registry.serving.remote(), REGISTRY_TIMEOUT_S)
+        except Exception:
+            log.warning("the registry did not answer; serving what was serving")
+            return
+        for spec in serving.values():
+            if spec != self.pipeline.specs.get(spec.name):
+                log.info("now serving %s (%s)", spec.ref, spec.sha256[:12])
+                self.pipeline.serve(spec)
+
+    async def _follow(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self._follow_once()
+
+    async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
+        return await self.hops[spec.name](tensor.nbytes).infer.remote(tensor, spec.sha256)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         # NOTE: client errors come back as values, not raised: Ray would log a

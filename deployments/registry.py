@@ -14,6 +14,7 @@ from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.auth.tokens import Principal
 from serve_app.logs import configure_logging
 from serve_app.registry.registry import ModelRegistry, Registration
+from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.settings import Settings
@@ -30,14 +31,23 @@ class Registry:
     happen one at a time; every change is committed with its audit entry by the writer.
     """
 
-    def __init__(self, settings: Settings, audit_writer: DeploymentHandle | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        specs: dict[str, ModelSpec],
+        audit_writer: DeploymentHandle | None,
+    ) -> None:
         configure_logging(settings.log_level)
         trail: AuditTrail = (
             ServeTrail(audit_writer, settings.audit.max_batch_events)
             if audit_writer is not None
             else DisabledTrail()
         )
-        self.registry = ModelRegistry(ModelStore(settings.model_store), trail)
+        self.registry = ModelRegistry(ModelStore(settings.model_store), trail, specs)
+
+    async def serving(self) -> dict[str, ModelSpec]:
+        """The version each served model answers with now (the preprocessors poll this)."""
+        return await self.registry.serving()
 
     async def versions(self, name: str | None) -> list[ModelVersionOut]:
         return await self.registry.versions(name)

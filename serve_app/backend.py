@@ -9,8 +9,9 @@ import numpy as np
 
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.registry.lifecycle import ModelState
+from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
-from serve_app.runtime.onnx_model import OnnxModel
+from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
 
 
@@ -27,18 +28,18 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         store = ModelStore(settings.model_store)
-        specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
-        self.models = {
-            name: OnnxModel(store.read_verified(spec), spec, settings.runtime)
-            for name, spec in specs.items()
-        }
-        self.pipeline = Pipeline(settings, specs, self._call_model)
+        self.specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
+        self.versions = LoadedVersions(store, settings.runtime)
+        for spec in self.specs.values():
+            self.versions.load(spec)
+        self.pipeline = Pipeline(settings, self.specs, self._call_model)
 
-    async def _call_model(self, name: str, tensor: np.ndarray) -> np.ndarray:
-        return await asyncio.to_thread(self.models[name].run, tensor)
+    async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
+        model = await self.versions.get(spec.sha256)
+        return await asyncio.to_thread(model.run, tensor)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> dict[str, ModelState]:
-        return {name: ModelState.READY for name in self.models}
+        return {name: ModelState.READY for name in self.specs}

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from serve_app.cli_models import add_model_commands
 from serve_app.settings import REPO_ROOT, Settings
 
 APP_IMPORT = "deployments.app:build_app"
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     build = models.add_parser("build-demo", help="build the demo models into the store")
     build.add_argument("--bench", action="store_true", help="also the ResNet-50 benchmark model")
     build.set_defaults(func=cmd_build_demo)
+    add_model_commands(models, REPO_ROOT / "serve_config.yaml")
 
     serve = sub.add_parser("serve", help="build demo models if absent, then `serve run` locally")
     serve.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")

@@ -24,8 +24,8 @@ from serve_app.runtime.batch import split, stack
 from serve_app.runtime.postprocess import Interpretation, interpret
 from serve_app.settings import Settings
 
-ModelCall = Callable[[str, np.ndarray], Awaitable[np.ndarray]]
-"""Run an (n, ...) tensor through the named model; return its n output rows."""
+ModelCall = Callable[[ModelSpec, np.ndarray], Awaitable[np.ndarray]]
+"""Run an (n, ...) tensor through that model version; return its n output rows."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class Pipeline:
         self.specs = dict(specs)
         self.call_model = call_model
 
+    def serve(self, spec: ModelSpec) -> None:
+        """Answer requests for ``spec.name`` with this version from now on (a hot swap)."""
+        if spec.name in self.specs:
+            self.specs[spec.name] = spec
+
     def resolve(self, ref: str | None) -> ModelSpec:
         """The served spec for ``name`` or ``name:version`` (default model when ``None``)."""
         name, _, version = (ref or self.settings.default_model).partition(":")
@@ -91,26 +96,25 @@ class Pipeline:
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         # NOTE: decoding is CPU-bound; off the event loop so other requests keep flowing.
         prepared = await asyncio.to_thread(lambda: [self.prepare(job) for job in jobs])
-        by_model: dict[str, list[int]] = defaultdict(list)
+        # NOTE: grouped by version, not name: a hot swap during this call may have
+        # prepared some images for the old version and some for the new.
+        by_version: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(prepared):
             if isinstance(p, _Prepared):
-                by_model[p.spec.name].append(i)
+                by_version[p.spec.sha256].append(i)
         rows: dict[int, np.ndarray] = {}
-        await asyncio.gather(
-            *(self._run(name, idx, prepared, rows) for name, idx in by_model.items())
-        )
+        await asyncio.gather(*(self._run(idx, prepared, rows) for idx in by_version.values()))
         return [self._outcome(p, rows.get(i)) for i, p in enumerate(prepared)]
 
-    async def _run(
-        self, name: str, indices: list[int], prepared: list, rows: dict[int, np.ndarray]
-    ) -> None:
-        """Send one model its images as stacked tensors of at most its ``max_batch_size``."""
-        config = self.settings.model(name)
+    async def _run(self, indices: list[int], prepared: list, rows: dict[int, np.ndarray]) -> None:
+        """Send one version its images as stacked tensors of at most its ``max_batch_size``."""
+        spec = prepared[indices[0]].spec
+        config = self.settings.model(spec.name)
         size = config.max_batch_size if config else 1
 
         async def chunk(part: list[int]) -> None:
             batch, sizes = stack([prepared[i].tensor for i in part])
-            outputs = await self.call_model(name, batch)
+            outputs = await self.call_model(spec, batch)
             rows.update(zip(part, split(outputs, sizes), strict=True))
 
         await asyncio.gather(*(chunk(indices[s : s + size]) for s in range(0, len(indices), size)))

@@ -160,6 +160,16 @@ class AuditSettings(BaseModel):
     record routes answer 503. Refused in production."""
 
 
+class RegistrySettings(BaseModel):
+    """How the serving path follows the registry."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    poll_interval_s: float = Field(1.0, gt=0, le=60)
+    """How often each preprocessing replica asks the registry which version of each model
+    serves; a promotion or rollback takes effect within about this long."""
+
+
 class ModelConfig(BaseModel):
     """One served model: its replicas are the deployment ``model-<name>``."""
 
@@ -209,6 +219,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
     storage: StorageSettings = StorageSettings()
     audit: AuditSettings = AuditSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @model_validator(mode="after")
     def _default_model_is_served(self) -> Settings:

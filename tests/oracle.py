@@ -10,15 +10,20 @@ import onnxruntime as ort
 
 from serve_app.codecs.decode import decode
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
+from serve_app.demo_models import DEMO_MODELS
 from serve_app.preprocessing import prepare
 from serve_app.registry.store import ModelStore
 from serve_app.settings import LimitsSettings
 
+DEMO_VERSIONS = {demo.name: demo.version for demo in DEMO_MODELS}
+"""What a served demo model answers with, whatever other versions tests register."""
+
 
 @cache
-def _session(store_root: Path, name: str) -> tuple[ort.InferenceSession, object]:
+def _session(store_root: Path, model: str) -> tuple[ort.InferenceSession, object]:
     store = ModelStore(store_root)
-    spec = store.resolve(name)
+    name, _, version = model.partition(":")
+    spec = store.resolve(name, version or DEMO_VERSIONS.get(name))
     return ort.InferenceSession(store.read_verified(spec), providers=["CPUExecutionProvider"]), spec
 
 

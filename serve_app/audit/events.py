@@ -23,6 +23,7 @@ class AuditAction(StrEnum):
     MODEL_REGISTER = "model.register"
     MODEL_PROMOTE = "model.promote"
     MODEL_ROLLBACK = "model.rollback"
+    MODEL_INTEGRITY_FAILURE = "model.integrity-failure"
     ROUTE_CHANGE = "route.change"
     AUTH_FAILURE = "auth.failure"
     AUDIT_READ = "audit.read"

@@ -18,7 +18,7 @@ from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import ChainedEntry, link, verify
 from serve_app.audit.events import AuditEvent, ModelChange, ModelVersionRecord, utc_now
 from serve_app.audit.store import check_page
-from serve_app.errors import Conflict, ServiceUnavailable
+from serve_app.errors import Conflict, MedAIError, NotFound, ServiceUnavailable
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.storage.models import ModelStatus
@@ -54,6 +54,16 @@ class MemoryTrail:
     async def record(self, events: Sequence[AuditEvent]) -> None:
         async with self._lock:
             now = utc_now()
+            # NOTE: all model changes first, as the database's transaction would: a
+            # refused one leaves nothing of the call behind.
+            models = list(self.models)
+            try:
+                for event in events:
+                    if event.model is not None:
+                        self._apply(event.model, now)
+            except MedAIError:
+                self.models = models
+                raise
             for event in events:
                 prev = self.chain[-1].entry_hash if self.chain else GENESIS
                 entry = event.entry(len(self.chain) + 1, now, normalized(event.details))
@@ -64,8 +74,6 @@ class MemoryTrail:
                         requested_by=event.actor,
                         created_at=now,
                     )
-                if event.model is not None:
-                    self._apply(event.model, now)
 
     def _apply(self, change: ModelChange, now: datetime) -> None:
         if isinstance(change, ModelVersionRecord):
@@ -77,6 +85,12 @@ class MemoryTrail:
         for i, m in enumerate(self.models):
             if (m.model_name, m.version) == (change.model_name, change.version):
                 self.models[i] = m.model_copy(update={"status": ModelStatus(change.status)})
+                return
+        raise NotFound(
+            f"model {change.model_name}:{change.version} is not registered",
+            field="model",
+            rule="registered",
+        )
 
     async def result(self, inference_id: str) -> StoredResult | None:
         return self.results.get(inference_id)

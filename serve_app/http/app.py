@@ -77,5 +77,7 @@ def create_local_app(
     from serve_app.registry.store import ModelStore
 
     trail = trail if trail is not None else MemoryTrail()
-    registry = ModelRegistry(ModelStore(settings.model_store), trail)
-    return create_app(settings, LocalBackend(settings), trail, registry, credentials)
+    backend = LocalBackend(settings)
+    store = ModelStore(settings.model_store)
+    registry = ModelRegistry(store, trail, backend.specs, on_change=backend.pipeline.serve)
+    return create_app(settings, backend, trail, registry, credentials)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +18,7 @@ from serve_app.auth.tokens import Principal
 from serve_app.errors import Conflict
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.status import promotion, rollback
-from serve_app.registry.store import ModelStore
+from serve_app.registry.store import ModelStore, TamperedModel
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.storage.models import ModelStatus
@@ -40,12 +41,31 @@ def _inspect(data: bytes, name: str, version: str) -> tuple[ModelSpec, float]:
     return spec, round((time.perf_counter() - started) * 1000, 3)
 
 
-class ModelRegistry:
-    """One per process that changes the catalog (the registry deployment; tests)."""
+SYSTEM = "system"
+"""The actor of what the platform does by itself (adopting the models it starts with)."""
 
-    def __init__(self, store: ModelStore, trail: AuditTrail) -> None:
+
+class ModelRegistry:
+    """One per process that changes the catalog (the registry deployment; tests).
+
+    ``defaults`` are the served models' versions at start. A served model whose name has
+    no registered version yet is adopted: recorded as production. From then on each
+    served model answers with its production version; ``serving()`` says which.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        trail: AuditTrail,
+        defaults: Mapping[str, ModelSpec],
+        on_change: Callable[[ModelSpec], None] | None = None,
+    ) -> None:
         self.store = store
         self.trail = trail
+        self.defaults = dict(defaults)
+        self._serving = dict(defaults)
+        self._on_change = on_change
+        self._started = False
         self._lock: asyncio.Lock | None = None  # made inside the running loop
 
     @property
@@ -55,35 +75,63 @@ class ModelRegistry:
             self._lock = asyncio.Lock()
         return self._lock
 
+    async def start(self) -> None:
+        """Adopt the served models the records do not know, then learn what serves."""
+        async with self.lock:
+            if self._started:
+                return
+            known = {v.model_name for v in await self.trail.model_versions()}
+            for spec in self.defaults.values():
+                if spec.name not in known:
+                    record = _record(spec, ModelStatus.PRODUCTION, self.store)
+                    adopted = {"sha256": spec.sha256, "adopted": True}
+                    await self._record(Principal(SYSTEM, SYSTEM), AuditAction.MODEL_REGISTER,
+                                       [record], adopted)  # fmt: skip
+            await self._refresh()
+            self._started = True
+
+    async def serving(self) -> dict[str, ModelSpec]:
+        """The version each served model answers with now."""
+        await self._ensure_started()
+        return dict(self._serving)
+
+    async def _ensure_started(self) -> None:
+        if not self._started:
+            await self.start()
+
+    async def _refresh(self) -> None:
+        production = {
+            v.model_name: v.version
+            for v in await self.trail.model_versions()
+            if v.status is ModelStatus.PRODUCTION and v.model_name in self.defaults
+        }
+        for name, default in self.defaults.items():
+            spec = self.store.resolve(name, production[name]) if name in production else default
+            if spec != self._serving.get(name):
+                self._serving[name] = spec
+                if self._on_change is not None:
+                    self._on_change(spec)
+
     async def versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        await self._ensure_started()
         return await self.trail.model_versions(name)
 
     async def register(self, data: bytes, form: Registration, caller: Principal) -> ModelVersionOut:
         """Hash, inspect and prove the file runs, store it, then record it as development."""
         spec, latency_ms = await asyncio.to_thread(_inspect, data, form.name, form.version)
+        await self._ensure_started()
         async with self.lock:
-            if any(v.version == form.version for v in await self.versions(form.name)):
+            recorded = await self.trail.model_versions(form.name)
+            # NOTE: the catalog too: a file there without a record must not be replaced.
+            stored = [s for s in self.store.specs() if s.ref == spec.ref]
+            if stored or any(v.version == form.version for v in recorded):
                 raise Conflict(
                     f"{spec.ref} is already registered; register a new version",
                     field="version",
                     rule="unique",
                 )
             await asyncio.to_thread(self.store.add, data, spec)
-            record = ModelVersionRecord(
-                model_name=spec.name,
-                version=spec.version,
-                file_path=str(self.store.blob_path(spec.sha256)),
-                file_hash=spec.sha256,
-                file_size_bytes=spec.size_bytes,
-                input_shape=spec.input_shape,
-                output_shape=spec.output_shape,
-                inference_latency_ms=latency_ms,
-                clinical_domain=form.clinical_domain or spec.metadata.clinical_domain,
-                confidence_threshold=spec.metadata.threshold,
-                fda_submission_id=form.fda_submission_id,
-                iso_certification=form.iso_certification,
-                status=ModelStatus.DEVELOPMENT,
-            )
+            record = _record(spec, ModelStatus.DEVELOPMENT, self.store, latency_ms, form)
             details = {"sha256": spec.sha256, "size_bytes": spec.size_bytes}
             await self._record(caller, AuditAction.MODEL_REGISTER, [record], details)
         return await self._version(spec.name, spec.version)
@@ -92,20 +140,45 @@ class ModelRegistry:
         self, name: str, version: str, to: ModelStatus, caller: Principal
     ) -> list[ModelVersionOut]:
         """Move ``name:version`` to ``to``; to production retires the version it replaces."""
+        await self._ensure_started()
         async with self.lock:
-            changes = promotion(await self.versions(name), name, version, to)
+            changes = promotion(await self.trail.model_versions(name), name, version, to)
+            if to is ModelStatus.PRODUCTION:
+                await self._check_integrity(name, version, caller)
             await self._record(caller, AuditAction.MODEL_PROMOTE, changes, {"to": str(to)})
+            await self._refresh()
         return await self.versions(name)
 
     async def rollback(
         self, name: str, to_version: str, caller: Principal
     ) -> list[ModelVersionOut]:
         """Serve ``to_version`` again in place of the production version."""
+        await self._ensure_started()
         async with self.lock:
-            changes = rollback(await self.versions(name), name, to_version)
+            changes = rollback(await self.trail.model_versions(name), name, to_version)
+            await self._check_integrity(name, to_version, caller)
             details = {"to_version": to_version}
             await self._record(caller, AuditAction.MODEL_ROLLBACK, changes, details)
+            await self._refresh()
         return await self.versions(name)
+
+    async def _check_integrity(self, name: str, version: str, caller: Principal) -> None:
+        """Refuse to serve a version whose file no longer matches its hash, and say so."""
+        spec = self.store.resolve(name, version)
+        try:
+            await asyncio.to_thread(self.store.read_verified, spec)
+        except TamperedModel as error:
+            event = AuditEvent(
+                actor=caller.subject,
+                role=caller.role,
+                action=AuditAction.MODEL_INTEGRITY_FAILURE,
+                object_type="model",
+                object_id=spec.ref,
+                model_version=spec.ref,
+                details={"sha256": spec.sha256, "detail": error.detail},
+            )
+            await self.trail.record([event])
+            raise
 
     async def _record(
         self, caller: Principal, action: AuditAction, changes: list[ModelChange], details: dict
@@ -130,6 +203,30 @@ class ModelRegistry:
     async def _version(self, name: str, version: str) -> ModelVersionOut:
         (found,) = [v for v in await self.versions(name) if v.version == version]
         return found
+
+
+def _record(
+    spec: ModelSpec,
+    status: ModelStatus,
+    store: ModelStore,
+    latency_ms: float | None = None,
+    form: Registration | None = None,
+) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        model_name=spec.name,
+        version=spec.version,
+        file_path=str(store.blob_path(spec.sha256)),
+        file_hash=spec.sha256,
+        file_size_bytes=spec.size_bytes,
+        input_shape=spec.input_shape,
+        output_shape=spec.output_shape,
+        inference_latency_ms=latency_ms,
+        clinical_domain=(form and form.clinical_domain) or spec.metadata.clinical_domain,
+        confidence_threshold=spec.metadata.threshold,
+        fda_submission_id=form.fda_submission_id if form else None,
+        iso_certification=form.iso_certification if form else None,
+        status=status,
+    )
 
 
 class Registry(Protocol):

@@ -42,7 +42,7 @@ def _retire_production(versions: Sequence[Version], name: str) -> list[StatusCha
     return [
         StatusChange(name, v.version, ModelStatus.RETIRED)
         for v in versions
-        if v.model_name == name and v.status is ModelStatus.PRODUCTION
+        if v.model_name == name and ModelStatus(v.status) is ModelStatus.PRODUCTION
     ]
 
 

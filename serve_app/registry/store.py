@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+from http import HTTPStatus
 from pathlib import Path
 
 from serve_app.errors import MedAIError, NotFound
@@ -24,6 +25,7 @@ from serve_app.registry.spec import ModelSpec
 class TamperedModel(MedAIError):
     """A model file's bytes no longer match the hash it was registered under."""
 
+    status = HTTPStatus.CONFLICT
     slug = "model-integrity"
     title = "Model file failed its integrity check"
 
@@ -54,6 +56,15 @@ class ModelStore:
             raise NotFound(f"model {ref} is not registered", field="model", rule="registered")
         return matches[-1]
 
+    def by_hash(self, sha256: str) -> ModelSpec:
+        """The spec of a version stored under this file hash (any one, if several share it)."""
+        for spec in self.specs():
+            if spec.sha256 == sha256:
+                return spec
+        raise NotFound(
+            f"no model file {sha256[:12]} is registered", field="model", rule="registered"
+        )
+
     def add(self, data: bytes, spec: ModelSpec) -> ModelSpec:
         """Store a blob and record its spec (replacing an entry of the same name:version)."""
         if hashlib.sha256(data).hexdigest() != spec.sha256:
@@ -77,9 +88,15 @@ class ModelStore:
         try:
             data = self.blob_path(spec.sha256).read_bytes()
         except FileNotFoundError:
-            raise TamperedModel(f"model file for {spec.ref} is missing") from None
+            raise TamperedModel(
+                f"model file for {spec.ref} is missing", field="model", rule="integrity"
+            ) from None
         if hashlib.sha256(data).hexdigest() != spec.sha256:
-            raise TamperedModel(f"model file for {spec.ref} does not match its SHA-256")
+            raise TamperedModel(
+                f"model file for {spec.ref} does not match its SHA-256",
+                field="model",
+                rule="integrity",
+            )
         return data
 
 

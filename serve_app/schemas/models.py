@@ -25,7 +25,8 @@ class ModelVersionOut(BaseModel):
     input_shape: list[int | None]
     output_shape: list[int | None]
     inference_latency_ms: float | None = Field(
-        description="One zero-input run at registration, on the registering machine."
+        description="Loading the file and one zero-input run at registration, on the"
+        " registering machine."
     )
     clinical_domain: str | None
     confidence_threshold: float | None

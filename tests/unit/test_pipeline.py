@@ -37,10 +37,10 @@ class DirectRunner:
         }
         self.calls: list[tuple[str, tuple[int, ...]]] = []
 
-    async def __call__(self, name: str, tensor: np.ndarray) -> np.ndarray:
-        self.calls.append((name, tensor.shape))
-        spec = self.specs[name]
-        (out,) = self.sessions[name].run([spec.output_name], {spec.input_name: tensor})
+    async def __call__(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
+        self.calls.append((spec.name, tensor.shape))
+        session = self.sessions[spec.name]
+        (out,) = session.run([spec.output_name], {spec.input_name: tensor})
         return out
 
 

@@ -1,0 +1,108 @@
+"""``medai models register|list|promote|rollback``: the registry API from the shell.
+
+These talk to a running server over HTTP, as any client would, so that every change
+goes through the registry deployment and lands in the audit trail. The token comes from
+``--token`` or ``MEDAI_TOKEN``; without either, a development token is minted with this
+machine's secret for ``--as`` (role ml_engineer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _token(args: argparse.Namespace) -> str:
+    token = args.token or os.environ.get("MEDAI_TOKEN")
+    if token:
+        return token
+    from serve_app.cli import config_settings, local_token
+
+    return local_token(config_settings(args.config), args.as_sub, "ml_engineer", ttl_s=600)
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {_token(args)}"}
+    try:
+        response = httpx.request(
+            method, args.url + path, headers=headers, timeout=args.timeout, **kwargs
+        )
+    except httpx.HTTPError as error:
+        print(f"medai models: {args.url} did not answer: {error}", file=sys.stderr)
+        return 2
+    body = response.json() if response.content else None
+    if response.is_success:
+        print(json.dumps(body, indent=2))
+        return 0
+    detail = body.get("detail") if isinstance(body, dict) else response.text
+    print(f"medai models: {response.status_code}: {detail}", file=sys.stderr)
+    return 1
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    fields = {
+        "name": args.name,
+        "version": args.version,
+        "clinical_domain": args.clinical_domain,
+        "fda_submission_id": args.fda_submission_id,
+        "iso_certification": args.iso_certification,
+    }
+    data = {k: v for k, v in fields.items() if v is not None}
+    with args.file.open("rb") as f:
+        files = {"file": (args.file.name, f, "application/octet-stream")}
+        return _request(args, "POST", "/models", data=data, files=files)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    return _request(args, "GET", "/models", params={"name": args.name} if args.name else None)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    path = f"/models/{args.name}/{args.version}/promote"
+    return _request(args, "POST", path, json={"to": args.to})
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _request(args, "POST", f"/models/{args.name}/rollback", json={"to_version": args.to})
+
+
+def add_model_commands(models: Any, config_default: Path) -> None:
+    """Add the registry's subcommands to ``medai models``."""
+
+    def command(name: str, help: str, func: Any) -> argparse.ArgumentParser:
+        parser = models.add_parser(name, help=help)
+        parser.add_argument("--url", default=DEFAULT_URL, help="the server")
+        parser.add_argument("--token", help="bearer token (default: MEDAI_TOKEN, or minted)")
+        parser.add_argument("--as", dest="as_sub", default="ml-engineer", help="minted `sub`")
+        parser.add_argument("--config", type=Path, default=config_default)
+        parser.add_argument("--timeout", type=float, default=120.0)
+        parser.set_defaults(func=func)
+        return parser
+
+    register = command("register", "register an ONNX file as a new version", cmd_register)
+    register.add_argument("file", type=Path)
+    register.add_argument("--name", required=True)
+    register.add_argument("--version", required=True)
+    register.add_argument("--clinical-domain")
+    register.add_argument("--fda-submission-id")
+    register.add_argument("--iso-certification")
+
+    listing = command("list", "registered versions and their status", cmd_list)
+    listing.add_argument("--name")
+
+    promote = command("promote", "move a version on (to production retires the old)", cmd_promote)
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--to", required=True, choices=["validation", "production", "retired"])
+
+    rollback = command("rollback", "serve a validated or retired version again", cmd_rollback)
+    rollback.add_argument("name")
+    rollback.add_argument("--to", required=True, help="the version to return to")

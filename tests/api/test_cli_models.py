@@ -1,0 +1,75 @@
+"""``medai models register|list|promote|rollback`` against a running server (uvicorn)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_body_streaming import uvicorn_app  # noqa: F401  (the server)
+from tests.conftest import TokenFactory
+from tests.unit.onnx_builders import tiny_classifier
+
+pytestmark = pytest.mark.timeout(180)
+
+MEDAI = str(Path(sys.executable).with_name("medai"))
+
+
+def medai(base_url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [MEDAI, "models", *args, "--url", base_url, "--token", token]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_register_promote_and_roll_back_from_the_shell(
+    uvicorn_app: tuple[str, int],  # noqa: F811
+    token_for: TokenFactory,
+    tmp_path: Path,
+) -> None:
+    base_url, _ = uvicorn_app
+    engineer = token_for("ml_engineer", sub="cli-engineer")
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    files = {}
+    for version, seed_shape in (("1.0", 64), ("2.0", 96)):
+        path = tmp_path / f"{version}.onnx"
+        path.write_bytes(tiny_classifier([None, 1, seed_shape, seed_shape]))
+        files[version] = path
+        done = medai(base_url, engineer, "register", str(path), "--name", name,
+                     "--version", version, "--clinical-domain", "radiology")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        registered = json.loads(done.stdout)
+        assert registered["file_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert registered["status"] == "development"
+
+    for version in ("1.0", "2.0"):
+        for status in ("validation", "production"):
+            done = medai(base_url, engineer, "promote", name, version, "--to", status)
+            assert done.returncode == 0, done.stderr
+    done = medai(base_url, engineer, "rollback", name, "--to", "1.0")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(medai(base_url, engineer, "list", "--name", name).stdout)
+    assert {v["version"]: v["status"] for v in listed} == {"1.0": "production", "2.0": "retired"}
+
+
+def test_refusals_exit_non_zero_with_the_problem(
+    uvicorn_app: tuple[str, int],  # noqa: F811
+    token_for: TokenFactory,
+    tmp_path: Path,
+) -> None:
+    base_url, _ = uvicorn_app
+    garbage = tmp_path / "model.onnx"
+    garbage.write_bytes(b"not a model at all")
+    done = medai(base_url, token_for("ml_engineer"), "register", str(garbage),
+                 "--name", "cli-garbage", "--version", "1")  # fmt: skip
+    assert done.returncode == 1
+    assert "422" in done.stderr and "ONNX" in done.stderr
+
+    done = medai(base_url, token_for("clinician"), "list")
+    assert done.returncode == 1 and "403" in done.stderr
+
+    done = medai("http://127.0.0.1:9", token_for("ml_engineer"), "list")
+    assert done.returncode == 2 and "did not answer" in done.stderr
