@@ -44,10 +44,12 @@ class Registry:
             else DisabledTrail()
         )
         self.registry = ModelRegistry(ModelStore(settings.model_store), trail, specs)
+        # NOTE: without records (audit.enabled false, benchmarks) nothing can be promoted.
+        self.fixed = dict(specs) if audit_writer is None else None
 
     async def serving(self) -> dict[str, ModelSpec]:
         """The version each served model answers with now (the preprocessors poll this)."""
-        return await self.registry.serving()
+        return self.fixed if self.fixed is not None else await self.registry.serving()
 
     async def versions(self, name: str | None) -> list[ModelVersionOut]:
         return await self.registry.versions(name)
