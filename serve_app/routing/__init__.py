@@ -1,0 +1,1 @@
+"""Splitting an endpoint's traffic between model versions (A/B arms, shadows)."""
