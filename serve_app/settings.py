@@ -23,6 +23,8 @@ class LimitsSettings(BaseModel):
 
     max_body_bytes: int = 50 * 1024 * 1024
     """Largest request body accepted, in bytes (413 beyond)."""
+    max_model_bytes: int = 512 * 1024 * 1024
+    """Largest model upload (``POST /models``) accepted, in bytes (413 beyond)."""
     min_side: int = 64
     """Smallest accepted image width or height, in pixels."""
     max_side: int = 2048

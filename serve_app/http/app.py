@@ -48,7 +48,11 @@ def create_app(
         TokenBuckets(limit.requests_per_second, limit.burst) if settings.rate_limited else None
     )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.limits.max_body_bytes,
+        per_path={"/models": settings.limits.max_model_bytes},
+    )
     app.add_middleware(
         Authenticate,
         verifier=verifier,

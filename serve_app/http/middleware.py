@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,29 +23,33 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class BodySizeLimit:
-    """Answer 413 as soon as a body is declared or streamed past ``max_bytes``.
+    """Answer 413 as soon as a body is declared or streamed past its limit.
 
     The body is counted while it arrives, so an oversized upload is refused
-    without ever being held in memory.
+    without ever being held in memory. ``per_path`` gives some exact paths their
+    own limit (model uploads are larger than images).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
-    def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"request body exceeds {self.max_bytes} bytes", field="body", rule="max-size"
-        )
+    @staticmethod
+    def _error(limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body exceeds {limit} bytes", field="body", rule="max-size")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(self._error())(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await problem_response(self._error(limit))(scope, receive, send)
             return
 
         received = 0
@@ -55,9 +60,9 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes and not rejected:
+                if received > limit and not rejected:
                     rejected = True
-                    await problem_response(self._error())(scope, receive, send)
+                    await problem_response(self._error(limit))(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
