@@ -88,9 +88,7 @@ def serve_config(model: str, port: int, workdir: Path, overrides: dict, storage:
     if not app["args"].get("audit", {}).get("enabled", True):
         app["deployments"] = [d for d in app["deployments"] if d["name"] != "AuditWriter"]
     if model not in [m["name"] for m in app["args"]["models"]]:
-        app["args"]["models"].append(
-            {"name": model, "max_batch_size": 8, "batch_wait_timeout_s": 0.01}
-        )
+        app["args"]["models"].append({"name": model, **BENCH_MODEL_CONFIG})
         app["deployments"].append({"name": f"model-{model}", **BENCH_MODEL_DEPLOYMENT})
     for entry in app["args"]["models"]:
         if entry["name"] == model:

@@ -92,8 +92,8 @@ def build_router(
     router = APIRouter()
     limits = settings.limits
 
-    def logged(caller: Principal, patient_id: str | None, outcome: Outcome) -> Outcome:
-        fields = {"user": caller.subject, "patient": pseudonymize(patient_id)}
+    def logged(caller: Principal, patient_ref: str | None, outcome: Outcome) -> Outcome:
+        fields = {"user": caller.subject, "patient": patient_ref}
         if isinstance(outcome, MedAIError):
             fields |= {"status": int(outcome.status), "rule": outcome.rule}
             metrics.inferences.labels(outcome.rule or outcome.slug, fields["status"]).inc()
@@ -111,11 +111,12 @@ def build_router(
         job: Job, caller: Principal, patient_id: str | None, started: float
     ) -> InferResponse:
         """Run one job; answer only once its result and audit entry are committed."""
+        patient_ref = pseudonymize(patient_id)
         (outcome,) = await backend.infer([job])
-        if isinstance(logged(caller, patient_id, outcome), MedAIError):
+        if isinstance(logged(caller, patient_ref, outcome), MedAIError):
             raise outcome
         response = to_response(outcome, started)
-        await trail.record([audit_event(response, caller, pseudonymize(patient_id), None)])
+        await trail.record([audit_event(response, caller, patient_ref, None)])
         return response
 
     @router.get("/healthz", tags=["health"])
@@ -167,13 +168,11 @@ def build_router(
 
         jobs = [job(image) for image in body.images]
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
-        results = [
-            logged(caller, image.patient_id, next(outcomes) if isinstance(j, Job) else j)
-            for image, j in zip(body.images, jobs, strict=True)
-        ]
         batch_id = str(uuid.uuid4())
         items, events = [], []
-        for index, (image, outcome) in enumerate(zip(body.images, results, strict=True)):
+        for index, (image, j) in enumerate(zip(body.images, jobs, strict=True)):
+            patient_ref = pseudonymize(image.patient_id)
+            outcome = logged(caller, patient_ref, next(outcomes) if isinstance(j, Job) else j)
             if isinstance(outcome, MedAIError):
                 items.append(
                     BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
@@ -181,7 +180,7 @@ def build_router(
                 continue
             response = to_response(outcome, started)
             items.append(BatchItem(index=index, status=200, result=response))
-            events.append(audit_event(response, caller, pseudonymize(image.patient_id), batch_id))
+            events.append(audit_event(response, caller, patient_ref, batch_id))
         await trail.record(events)  # the whole batch's results in one write
         ok = len(events)
         return BatchInferResponse(
