@@ -17,6 +17,7 @@ from serve_app.errors import MedAIError, ServiceUnavailable
 from serve_app.logs import configure_logging
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
+from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,12 @@ class AuditWriter:
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         return await self.trail.model_versions(name)
 
+    async def routes(self) -> list[RouteOut]:
+        return await self.trail.routes()
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        return await self.trail.route_stats(endpoint, limit)
+
     async def __del__(self) -> None:
         self._signer.cancel()
         await self.trail.close()
@@ -138,6 +145,12 @@ class ServeTrail:
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         return await self._call("model_versions", name)
+
+    async def routes(self) -> list[RouteOut]:
+        return await self._call("routes")
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        return await self._call("route_stats", endpoint, limit)
 
     async def _call(self, method: str, *args: Any) -> Any:
         return await call(self.writer, method, *args, unavailable=UNAVAILABLE)

@@ -48,16 +48,16 @@ class Preprocessor:
         self._follower = asyncio.create_task(self._follow(settings.registry.poll_interval_s))
 
     async def _follow_once(self) -> None:
-        """Serve each model's production version: ask the registry, swap when it changes."""
+        """Serve by the registry's plan: ask it, and swap when the plan changes."""
         try:
-            serving = await asyncio.wait_for(self.registry.serving.remote(), REGISTRY_TIMEOUT_S)
+            plan = await asyncio.wait_for(self.registry.serving.remote(), REGISTRY_TIMEOUT_S)
         except Exception:
             log.warning("the registry did not answer; serving what was serving")
             return
-        for spec in serving.values():
-            if spec != self.pipeline.specs.get(spec.name):
-                log.info("now serving %s (%s)", spec.ref, spec.sha256[:12])
-                self.pipeline.serve(spec)
+        if plan != self.pipeline.plan:
+            serving = ", ".join(f"{s.ref} ({s.sha256[:12]})" for s in plan.models.values())
+            log.info("now serving %s; routes: %s", serving, ", ".join(plan.routes) or "none")
+            self.pipeline.follow(plan)
 
     async def _follow(self, every_s: float) -> None:
         while True:

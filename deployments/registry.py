@@ -16,7 +16,10 @@ from serve_app.logs import configure_logging
 from serve_app.registry.registry import ModelRegistry, Registration
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
+from serve_app.routing.ab import RouteConfig
+from serve_app.routing.plan import ServingPlan
 from serve_app.schemas.models import ModelVersionOut
+from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.settings import Settings
 from serve_app.storage.models import ModelStatus
 
@@ -45,10 +48,10 @@ class Registry:
         )
         self.registry = ModelRegistry(ModelStore(settings.model_store), trail, specs)
         # NOTE: without records (audit.enabled false, benchmarks) nothing can be promoted.
-        self.fixed = dict(specs) if audit_writer is None else None
+        self.fixed = ServingPlan(dict(specs)) if audit_writer is None else None
 
-    async def serving(self) -> dict[str, ModelSpec]:
-        """The version each served model answers with now (the preprocessors poll this)."""
+    async def serving(self) -> ServingPlan:
+        """What answers now: versions and routes (the preprocessors poll this)."""
         return self.fixed if self.fixed is not None else await self.registry.serving()
 
     async def versions(self, name: str | None) -> list[ModelVersionOut]:
@@ -66,6 +69,21 @@ class Registry:
         self, name: str, to_version: str, caller: Principal
     ) -> list[ModelVersionOut]:
         return await self.registry.rollback(name, to_version, caller)
+
+    async def routes(self) -> list[RouteOut]:
+        return await self.registry.routes()
+
+    async def route(self, endpoint: str) -> RouteOut:
+        return await self.registry.route(endpoint)
+
+    async def set_route(self, endpoint: str, config: RouteConfig, caller: Principal) -> RouteOut:
+        return await self.registry.set_route(endpoint, config, caller)
+
+    async def delete_route(self, endpoint: str, caller: Principal) -> None:
+        await self.registry.delete_route(endpoint, caller)
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        return await self.registry.route_stats(endpoint, limit)
 
 
 class RegistryClient:
@@ -90,6 +108,21 @@ class RegistryClient:
         self, name: str, to_version: str, caller: Principal
     ) -> list[ModelVersionOut]:
         return await self._call(self.handle, "rollback", name, to_version, caller)
+
+    async def routes(self) -> list[RouteOut]:
+        return await self._call(self.handle, "routes")
+
+    async def route(self, endpoint: str) -> RouteOut:
+        return await self._call(self.handle, "route", endpoint)
+
+    async def set_route(self, endpoint: str, config: RouteConfig, caller: Principal) -> RouteOut:
+        return await self._call(self.handle, "set_route", endpoint, config, caller)
+
+    async def delete_route(self, endpoint: str, caller: Principal) -> None:
+        await self._call(self.handle, "delete_route", endpoint, caller)
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        return await self._call(self.handle, "route_stats", endpoint, limit)
 
     @staticmethod
     async def _call(handle: DeploymentHandle, method: str, *args: Any) -> Any:

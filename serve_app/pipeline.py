@@ -9,6 +9,7 @@ message: the images of one model go to it as one stacked tensor.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ import numpy as np
 
 from serve_app.codecs.decode import decode
 from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import MedAIError, NotFound
+from serve_app.errors import MedAIError
 from serve_app.preprocessing import prepare
 from serve_app.registry.spec import ModelSpec
+from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
 from serve_app.runtime.postprocess import Interpretation, interpret
 from serve_app.settings import Settings
@@ -34,6 +36,8 @@ class Job:
 
     image: DecodedImage | EncodedImage
     model: str | None = None
+    key: str | None = None
+    """What a sticky route keys on: the patient's pseudonym."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class Prediction:
     interpretation: Interpretation
     frame: int | None = None
     frames: int | None = None
+    endpoint: str | None = None
+    """The route that chose this version, if one did."""
+    arm: str | None = None
+    shadows: tuple[str, ...] = ()
+    """Versions the route wants a copy of this request sent to."""
 
 
 Outcome = Prediction | MedAIError
@@ -52,44 +61,43 @@ Outcome = Prediction | MedAIError
 
 @dataclass(frozen=True)
 class _Prepared:
-    spec: ModelSpec
+    target: Target
     tensor: np.ndarray
     decoded: DecodedImage
 
+    @property
+    def spec(self) -> ModelSpec:
+        return self.target.spec
+
 
 class Pipeline:
-    def __init__(self, settings: Settings, specs: Mapping[str, ModelSpec], call_model: ModelCall):
+    def __init__(
+        self,
+        settings: Settings,
+        specs: Mapping[str, ModelSpec],
+        call_model: ModelCall,
+        rng: random.Random | None = None,
+    ):
         self.settings = settings
-        self.specs = dict(specs)
+        self.plan = ServingPlan(dict(specs))
         self.call_model = call_model
+        self.rng = rng or random.Random()
 
-    def serve(self, spec: ModelSpec) -> None:
-        """Answer requests for ``spec.name`` with this version from now on (a hot swap)."""
-        if spec.name in self.specs:
-            self.specs[spec.name] = spec
+    def follow(self, plan: ServingPlan) -> None:
+        """Answer by ``plan`` from now on (a hot swap, a route change)."""
+        self.plan = plan
 
-    def resolve(self, ref: str | None) -> ModelSpec:
-        """The served spec for ``name`` or ``name:version`` (default model when ``None``)."""
-        name, _, version = (ref or self.settings.default_model).partition(":")
-        spec = self.specs.get(name)
-        if spec is None:
-            raise NotFound(f"model {name} is not served", field="model", rule="served")
-        if version and version != spec.version:
-            raise NotFound(
-                f"model {name}:{version} is not served ({name} serves {spec.version})",
-                field="model",
-                rule="served",
-            )
-        return spec
+    def target(self, job: Job) -> Target:
+        return self.plan.target(job.model or self.settings.default_model, job.key, self.rng)
 
     def prepare(self, job: Job) -> _Prepared | MedAIError:
         try:
-            spec = self.resolve(job.model)
+            target = self.target(job)
             image = job.image
             decoded = (
                 decode(image, self.settings.limits) if isinstance(image, EncodedImage) else image
             )
-            return _Prepared(spec, prepare(decoded, spec), decoded)
+            return _Prepared(target, prepare(decoded, target.spec), decoded)
         except MedAIError as exc:
             return exc
 
@@ -123,7 +131,7 @@ class Pipeline:
     def _outcome(prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:
         if isinstance(prepared, MedAIError):
             return prepared
-        spec = prepared.spec
+        spec, target = prepared.spec, prepared.target
         return Prediction(
             model_name=spec.name,
             model_version=spec.version,
@@ -131,4 +139,7 @@ class Pipeline:
             interpretation=interpret(row[0], spec.metadata),
             frame=prepared.decoded.frame,
             frames=prepared.decoded.frames,
+            endpoint=target.endpoint,
+            arm=target.arm,
+            shadows=target.shadows,
         )

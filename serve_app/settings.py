@@ -42,6 +42,9 @@ class RuntimeSettings(BaseModel):
     """ONNX Runtime threads inside one operator; 0 lets ONNX Runtime choose."""
     inter_op_threads: int = 1
     """ONNX Runtime threads across operators (sequential execution uses 1)."""
+    max_loaded_versions: int = Field(4, ge=2, le=64)
+    """Versions of one model each model replica keeps loaded (least recently used goes):
+    production, the one it replaced, and the versions routes send requests to."""
 
 
 class HopSettings(BaseModel):
@@ -169,7 +172,11 @@ class RegistrySettings(BaseModel):
 
     poll_interval_s: float = Field(1.0, gt=0, le=60)
     """How often each preprocessing replica asks the registry which version of each model
-    serves; a promotion or rollback takes effect within about this long."""
+    serves and how endpoints route; a promotion, rollback or route change takes effect
+    within about this long."""
+    max_shadows_in_flight: int = Field(64, ge=0, le=4096)
+    """Shadow copies each ingress replica runs at once; more are dropped (and counted in
+    ``medai_shadow_copies``), never queued ahead of answers."""
 
 
 class ModelConfig(BaseModel):

@@ -10,8 +10,10 @@ from serve_app.audit.events import AuditEvent
 from serve_app.audit.writer import AuditWriter
 from serve_app.auth.credentials import load_credentials
 from serve_app.errors import Conflict
+from serve_app.routing.stats import summarize
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
+from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.settings import Settings
 from serve_app.storage.database import Database, open_database
 
@@ -51,6 +53,17 @@ class DatabaseTrail:
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         rows = await self.writer.store.model_versions(name)
         return [ModelVersionOut.model_validate(row) for row in rows]
+
+    async def routes(self) -> list[RouteOut]:
+        rows = await self.writer.store.routes()
+        return [
+            RouteOut.model_validate({**row.config, "endpoint": row.endpoint,
+                                     "updated_by": row.updated_by, "updated_at": row.updated_at})
+            for row in rows
+        ]  # fmt: skip
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        return summarize(endpoint, await self.writer.store.routed_results(endpoint, limit))
 
     async def close(self) -> None:
         """Sign the tail, then disconnect."""

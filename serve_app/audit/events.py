@@ -46,11 +46,23 @@ class InferenceRecord:
     patient_ref: str | None = None
     """``Pseudonymizer`` output; a clear patient id is refused."""
     batch_id: str | None = None
+    positive: bool | None = None
+    """Whether the model's positive class won; ``None`` for a model without one."""
+    endpoint: str | None = None
+    """The A/B route that chose this model version, if one did."""
+    arm: str | None = None
+    """``name:version`` the route chose (or the shadow version that ran)."""
+    shadow_of: str | None = None
+    """For a shadow copy: the ``inference_id`` whose answer it ran beside."""
 
     def __post_init__(self) -> None:
         # NOTE: the message never echoes the value: it may be a clear patient id.
         if self.patient_ref is not None and not PSEUDONYM.fullmatch(self.patient_ref):
             raise ValueError("patient_ref must be a pseudonym (pt_ + 20 hex digits)")
+
+
+ROUTING_FIELDS = ("endpoint", "arm", "shadow_of")
+"""An inference's routing, in its audit entry's details when a route chose it."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,14 @@ ModelChange = ModelVersionRecord | StatusChange
 
 
 @dataclass(frozen=True)
+class RouteChange:
+    """An endpoint's new route (``RouteConfig`` as JSON), or ``None`` for its removal."""
+
+    endpoint: str
+    config: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     actor: str
     """Token ``sub`` of who acted (``anonymous`` for failed authentications)."""
@@ -99,6 +119,8 @@ class AuditEvent:
     result: InferenceRecord | None = None
     model: ModelChange | None = None
     """A model version registered or moved, committed in the entry's transaction."""
+    route: RouteChange | None = None
+    """A route set or removed, committed in the entry's transaction."""
 
     def entry(self, seq: int, now: datetime, details: Mapping[str, Any]) -> AuditEntry:
         """This event as the chain's entry number ``seq``, stamped ``now``."""
@@ -130,6 +152,7 @@ class AuditEvent:
                 "batch_id": result.batch_id,
                 "prediction": result.prediction,
                 "confidence": result.confidence,
+                **{k: v for k in ROUTING_FIELDS if (v := getattr(result, k)) is not None},
                 **details,
             },
             result=result,

@@ -32,11 +32,12 @@ from serve_app.audit.events import (
     InferenceRecord,
     ModelChange,
     ModelVersionRecord,
+    RouteChange,
     utc_now,
 )
 from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
 from serve_app.storage.database import Database
-from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion
+from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
 
 MAX_READ = 1000
 """Most entries one ``read`` returns."""
@@ -56,6 +57,8 @@ RESULT_FIELDS = (
     "latency_ms",
     "created_at",
 )
+OPTIONAL_RESULT_FIELDS = ("positive", "endpoint", "arm", "shadow_of")
+"""Schema 2's fields join the digest only when set, so older rows verify unchanged."""
 
 
 def check_page(after_seq: int, limit: int) -> None:
@@ -69,6 +72,9 @@ def check_page(after_seq: int, limit: int) -> None:
 def result_digest(result: InferenceResult) -> str:
     fields: dict[str, Any] = {name: getattr(result, name) for name in RESULT_FIELDS}
     fields["created_at"] = utc_iso(result.created_at)
+    for name in OPTIONAL_RESULT_FIELDS:
+        if (value := getattr(result, name)) is not None:
+            fields[name] = value
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
@@ -111,6 +117,8 @@ class AuditStore:
                 for event in events:
                     if event.model is not None:
                         await _apply(event.model, tx)
+                    if event.route is not None:
+                        await _apply_route(event.route, event.actor, now, tx)
                 await AuditLog.bulk_create(entries, using_db=tx)
         except IntegrityError:
             # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
@@ -157,6 +165,13 @@ class AuditStore:
         """Registered versions, oldest first; only ``name``'s when given."""
         query = ModelVersion.all() if name is None else ModelVersion.filter(model_name=name)
         return await query.order_by("id")
+
+    async def routes(self) -> list[Route]:
+        return await Route.all().order_by("endpoint")
+
+    async def routed_results(self, endpoint: str, limit: int) -> list[InferenceResult]:
+        """The newest ``limit`` results ``endpoint``'s route chose or shadowed, newest first."""
+        return await InferenceResult.filter(endpoint=endpoint).order_by("-created_at").limit(limit)
 
     async def verify(
         self,
@@ -210,6 +225,19 @@ async def _apply(change: ModelChange, tx: BaseDBAsyncClient) -> None:
             field="model",
             rule="registered",
         )
+
+
+async def _apply_route(
+    change: RouteChange, actor: str, now: datetime, tx: BaseDBAsyncClient
+) -> None:
+    if change.config is None:
+        await Route.filter(endpoint=change.endpoint).using_db(tx).delete()
+        return
+    await Route.update_or_create(
+        {"config": dict(change.config), "updated_by": actor, "updated_at": now},
+        endpoint=change.endpoint,
+        using_db=tx,
+    )
 
 
 async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:

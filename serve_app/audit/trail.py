@@ -16,11 +16,19 @@ from typing import Protocol
 from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import ChainedEntry, link, verify
-from serve_app.audit.events import AuditEvent, ModelChange, ModelVersionRecord, utc_now
+from serve_app.audit.events import (
+    AuditEvent,
+    ModelChange,
+    ModelVersionRecord,
+    RouteChange,
+    utc_now,
+)
 from serve_app.audit.store import check_page
 from serve_app.errors import Conflict, MedAIError, NotFound, ServiceUnavailable
+from serve_app.routing.stats import summarize
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
+from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.storage.models import ModelStatus
 
 
@@ -41,6 +49,14 @@ class AuditTrail(Protocol):
         """Registered model versions, oldest first; only ``name``'s when given."""
         ...
 
+    async def routes(self) -> list[RouteOut]:
+        """Every endpoint's route, by endpoint."""
+        ...
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        """Per-arm statistics over ``endpoint``'s newest ``limit`` results."""
+        ...
+
 
 class MemoryTrail:
     """The hash chain and results in this process's memory; lost when it ends."""
@@ -49,6 +65,7 @@ class MemoryTrail:
         self.chain: list[ChainedEntry] = []
         self.results: dict[str, StoredResult] = {}
         self.models: list[ModelVersionOut] = []
+        self.routed: dict[str, RouteOut] = {}
         self._lock = asyncio.Lock()
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
@@ -56,13 +73,15 @@ class MemoryTrail:
             now = utc_now()
             # NOTE: all model changes first, as the database's transaction would: a
             # refused one leaves nothing of the call behind.
-            models = list(self.models)
+            models, routed = list(self.models), dict(self.routed)
             try:
                 for event in events:
                     if event.model is not None:
                         self._apply(event.model, now)
+                    if event.route is not None:
+                        self._route(event.route, event.actor, now)
             except MedAIError:
-                self.models = models
+                self.models, self.routed = models, routed
                 raise
             for event in events:
                 prev = self.chain[-1].entry_hash if self.chain else GENESIS
@@ -92,6 +111,15 @@ class MemoryTrail:
             rule="registered",
         )
 
+    def _route(self, change: RouteChange, actor: str, now: datetime) -> None:
+        if change.config is None:
+            self.routed.pop(change.endpoint, None)
+            return
+        self.routed[change.endpoint] = RouteOut.model_validate(
+            {**change.config, "endpoint": change.endpoint, "updated_by": actor,
+             "updated_at": now}
+        )  # fmt: skip
+
     async def result(self, inference_id: str) -> StoredResult | None:
         return self.results.get(inference_id)
 
@@ -104,6 +132,14 @@ class MemoryTrail:
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         return [m for m in self.models if name is None or m.model_name == name]
+
+    async def routes(self) -> list[RouteOut]:
+        return [self.routed[endpoint] for endpoint in sorted(self.routed)]
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        newest = reversed(list(self.results.values()))  # inserted oldest first
+        results = [r for r in newest if r.endpoint == endpoint][:limit]
+        return summarize(endpoint, results)
 
 
 class DisabledTrail:
@@ -123,3 +159,9 @@ class DisabledTrail:
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         raise ServiceUnavailable("the registry's records are off: audit.enabled is false")
+
+    async def routes(self) -> list[RouteOut]:
+        raise ServiceUnavailable("routes are not kept: audit.enabled is false")
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        raise ServiceUnavailable("results are not stored: audit.enabled is false")

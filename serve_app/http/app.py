@@ -15,6 +15,7 @@ from serve_app.http.problems import install_problem_handlers
 from serve_app.http.records import build_records_router
 from serve_app.http.registry_routes import build_registry_router
 from serve_app.http.routes import build_router
+from serve_app.http.routing_routes import build_routing_router
 from serve_app.http.security import Authenticate
 from serve_app.logs import Pseudonymizer
 from serve_app.ratelimit import TokenBuckets
@@ -41,6 +42,7 @@ def create_app(
     app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
     app.include_router(build_records_router(trail))
     app.include_router(build_registry_router(registry))
+    app.include_router(build_routing_router(registry))
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
@@ -83,5 +85,5 @@ def create_local_app(
     trail = trail if trail is not None else MemoryTrail()
     backend = LocalBackend(settings)
     store = ModelStore(settings.model_store)
-    registry = ModelRegistry(store, trail, backend.specs, on_change=backend.pipeline.serve)
+    registry = ModelRegistry(store, trail, backend.specs, on_change=backend.pipeline.follow)
     return create_app(settings, backend, trail, registry, credentials)

@@ -41,5 +41,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.shadows = Counter(
+            "medai_shadow_copies",
+            "Shadow copies of routed requests, by outcome (stored, failed, dropped).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serve_app.audit.events import AuditEvent, InferenceRecord
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
@@ -21,12 +20,14 @@ from serve_app.codecs.pixels import pixels_from_list
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError, ServiceUnavailable
+from serve_app.http.answers import audit_event, to_response
 from serve_app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serve_app.http.metrics import Metrics
 from serve_app.http.problems import problem_response
 from serve_app.http.security import require
+from serve_app.http.shadows import ShadowCopies
 from serve_app.logs import Pseudonymizer
-from serve_app.pipeline import Job, Outcome, Prediction
+from serve_app.pipeline import Job, Outcome
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
@@ -46,42 +47,6 @@ ERRORS = problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
 Inferrer = Annotated[Principal, require(Permission.INFER)]
 
 
-def to_response(prediction: Prediction, started: float) -> InferResponse:
-    i = prediction.interpretation
-    return InferResponse(
-        inference_id=str(uuid.uuid4()),
-        model_name=prediction.model_name,
-        model_version=prediction.model_version,
-        outputs=i.outputs,
-        labels=prediction.labels,
-        confidence_score=i.confidence_score,
-        prediction=i.prediction,
-        threshold=i.threshold,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        frame=prediction.frame,
-        frames=prediction.frames,
-    )
-
-
-def audit_event(
-    response: InferResponse, caller: Principal, patient_ref: str | None, batch_id: str | None
-) -> AuditEvent:
-    """The audit entry, carrying the result row, that must be committed before answering."""
-    record = InferenceRecord(
-        inference_id=response.inference_id,
-        model_name=response.model_name,
-        model_version=response.model_version,
-        outputs=response.outputs,
-        confidence=response.confidence_score,
-        prediction=response.prediction,
-        threshold=response.threshold,
-        latency_ms=response.latency_ms,
-        patient_ref=patient_ref,
-        batch_id=batch_id,
-    )
-    return AuditEvent.inference(caller.subject, caller.role, record)
-
-
 def build_router(
     settings: Settings,
     backend: Backend,
@@ -91,6 +56,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter()
     limits = settings.limits
+    shadows = ShadowCopies(backend, trail, metrics, settings.registry.max_shadows_in_flight)
 
     def logged(caller: Principal, patient_ref: str | None, outcome: Outcome) -> Outcome:
         fields = {"user": caller.subject, "patient": patient_ref}
@@ -108,15 +74,22 @@ def build_router(
         return pixels_from_list(body.data, body.width, body.height, body.channels, body.dtype)
 
     async def predict(
-        job: Job, caller: Principal, patient_id: str | None, started: float
+        image: DecodedImage | EncodedImage,
+        model: str | None,
+        caller: Principal,
+        patient_id: str | None,
+        started: float,
     ) -> InferResponse:
-        """Run one job; answer only once its result and audit entry are committed."""
+        """Run one image; answer only once its result and audit entry are committed."""
         patient_ref = pseudonymize(patient_id)
+        job = Job(image, model, key=patient_ref)
         (outcome,) = await backend.infer([job])
         if isinstance(logged(caller, patient_ref, outcome), MedAIError):
             raise outcome
         response = to_response(outcome, started)
-        await trail.record([audit_event(response, caller, patient_ref, None)])
+        positive = outcome.interpretation.positive
+        await trail.record([audit_event(response, positive, caller, patient_ref, None)])
+        shadows.send(job, response, outcome.shadows, caller, patient_ref)
         return response
 
     @router.get("/healthz", tags=["health"])
@@ -148,8 +121,7 @@ def build_router(
     async def infer(body: InferRequest, caller: Inferrer) -> InferResponse:
         """Classify one image sent as a JSON pixel list."""
         started = time.perf_counter()
-        job = Job(pixels_image(body), body.model)
-        return await predict(job, caller, body.patient_id, started)
+        return await predict(pixels_image(body), body.model, caller, body.patient_id, started)
 
     BatchBody = batch_request_model(limits.max_batch_images)
 
@@ -160,18 +132,18 @@ def build_router(
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
         started = time.perf_counter()
 
-        def job(image: InferRequest) -> Job | MedAIError:
+        def job(image: InferRequest, patient_ref: str | None) -> Job | MedAIError:
             try:
-                return Job(pixels_image(image), image.model)
+                return Job(pixels_image(image), image.model, key=patient_ref)
             except MedAIError as exc:
                 return exc
 
-        jobs = [job(image) for image in body.images]
+        refs = [pseudonymize(image.patient_id) for image in body.images]
+        jobs = [job(image, ref) for image, ref in zip(body.images, refs, strict=True)]
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
         batch_id = str(uuid.uuid4())
-        items, events = [], []
-        for index, (image, j) in enumerate(zip(body.images, jobs, strict=True)):
-            patient_ref = pseudonymize(image.patient_id)
+        items, events, copies = [], [], []
+        for index, (j, patient_ref) in enumerate(zip(jobs, refs, strict=True)):
             outcome = logged(caller, patient_ref, next(outcomes) if isinstance(j, Job) else j)
             if isinstance(outcome, MedAIError):
                 items.append(
@@ -180,8 +152,12 @@ def build_router(
                 continue
             response = to_response(outcome, started)
             items.append(BatchItem(index=index, status=200, result=response))
-            events.append(audit_event(response, caller, patient_ref, batch_id))
+            positive = outcome.interpretation.positive
+            events.append(audit_event(response, positive, caller, patient_ref, batch_id))
+            copies.append((j, response, outcome.shadows, caller, patient_ref, batch_id))
         await trail.record(events)  # the whole batch's results in one write
+        for copy in copies:
+            shadows.send(*copy)
         ok = len(events)
         return BatchInferResponse(
             batch_id=batch_id,
@@ -204,6 +180,6 @@ def build_router(
         started = time.perf_counter()
         data = await file.read()
         image = EncodedImage(data=data, format=sniff(data, file.content_type), frame=frame)
-        return await predict(Job(image, model), caller, patient_id, started)
+        return await predict(image, model, caller, patient_id, started)
 
     return router

@@ -12,15 +12,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from serve_app.audit.events import AuditAction, AuditEvent, ModelChange, ModelVersionRecord
+from serve_app.audit.events import (
+    AuditAction,
+    AuditEvent,
+    ModelChange,
+    ModelVersionRecord,
+    RouteChange,
+)
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.tokens import Principal
-from serve_app.errors import Conflict
+from serve_app.errors import Conflict, NotFound
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.status import promotion, rollback
 from serve_app.registry.store import ModelStore, TamperedModel
+from serve_app.routing.ab import RouteConfig
+from serve_app.routing.admission import check_retirements, check_route
+from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.schemas.models import ModelVersionOut
+from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.storage.models import ModelStatus
 
 
@@ -50,7 +60,8 @@ class ModelRegistry:
 
     ``defaults`` are the served models' versions at start. A served model whose name has
     no registered version yet is adopted: recorded as production. From then on each
-    served model answers with its production version; ``serving()`` says which.
+    served model answers with its production version, and each endpoint with a route
+    by its arms; ``serving()`` gives that plan.
     """
 
     def __init__(
@@ -58,12 +69,12 @@ class ModelRegistry:
         store: ModelStore,
         trail: AuditTrail,
         defaults: Mapping[str, ModelSpec],
-        on_change: Callable[[ModelSpec], None] | None = None,
+        on_change: Callable[[ServingPlan], None] | None = None,
     ) -> None:
         self.store = store
         self.trail = trail
         self.defaults = dict(defaults)
-        self._serving = dict(defaults)
+        self._plan = ServingPlan(dict(defaults))
         self._on_change = on_change
         self._started = False
         self._lock: asyncio.Lock | None = None  # made inside the running loop
@@ -90,10 +101,10 @@ class ModelRegistry:
             await self._refresh()
             self._started = True
 
-    async def serving(self) -> dict[str, ModelSpec]:
-        """The version each served model answers with now."""
+    async def serving(self) -> ServingPlan:
+        """What answers now: each served model's version, and the routes."""
         await self._ensure_started()
-        return dict(self._serving)
+        return self._plan
 
     async def _ensure_started(self) -> None:
         if not self._started:
@@ -105,12 +116,18 @@ class ModelRegistry:
             for v in await self.trail.model_versions()
             if v.status is ModelStatus.PRODUCTION and v.model_name in self.defaults
         }
-        for name, default in self.defaults.items():
-            spec = self.store.resolve(name, production[name]) if name in production else default
-            if spec != self._serving.get(name):
-                self._serving[name] = spec
-                if self._on_change is not None:
-                    self._on_change(spec)
+        models = {
+            name: self.store.resolve(name, production[name]) if name in production else default
+            for name, default in self.defaults.items()
+        }
+        routes = {route.endpoint: route for route in await self.trail.routes()}
+        refs = {ref for route in routes.values() for ref in _refs(route)}
+        routed = {ref: self.store.resolve(*ref.split(":", 1)) for ref in refs}  # type: ignore[misc]
+        plan = ServingPlan(models, routes, routed)
+        if plan != self._plan:
+            self._plan = plan
+            if self._on_change is not None:
+                self._on_change(plan)
 
     async def versions(self, name: str | None = None) -> list[ModelVersionOut]:
         await self._ensure_started()
@@ -143,6 +160,7 @@ class ModelRegistry:
         await self._ensure_started()
         async with self.lock:
             changes = promotion(await self.trail.model_versions(name), name, version, to)
+            check_retirements(changes, await self.trail.routes())
             if to is ModelStatus.PRODUCTION:
                 await self._check_integrity(name, version, caller)
             await self._record(caller, AuditAction.MODEL_PROMOTE, changes, {"to": str(to)})
@@ -156,11 +174,62 @@ class ModelRegistry:
         await self._ensure_started()
         async with self.lock:
             changes = rollback(await self.trail.model_versions(name), name, to_version)
+            check_retirements(changes, await self.trail.routes())
             await self._check_integrity(name, to_version, caller)
             details = {"to_version": to_version}
             await self._record(caller, AuditAction.MODEL_ROLLBACK, changes, details)
             await self._refresh()
         return await self.versions(name)
+
+    async def routes(self) -> list[RouteOut]:
+        await self._ensure_started()
+        return await self.trail.routes()
+
+    async def route(self, endpoint: str) -> RouteOut:
+        for route in await self.routes():
+            if route.endpoint == endpoint:
+                return route
+        raise NotFound(f"no route for endpoint {endpoint}", field="endpoint", rule="routed")
+
+    async def set_route(self, endpoint: str, config: RouteConfig, caller: Principal) -> RouteOut:
+        """Route ``endpoint`` by ``config`` from now on: every version admitted and intact."""
+        await self._ensure_started()
+        async with self.lock:
+            check_route(config, self.defaults, await self.trail.model_versions())
+            for ref in _refs(config):
+                name, version = ref.split(":", 1)
+                await self._check_integrity(name, version, caller)
+            details = config.model_dump(mode="json")
+            await self._record_route(caller, RouteChange(endpoint, details), details)
+            await self._refresh()
+        return await self.route(endpoint)
+
+    async def delete_route(self, endpoint: str, caller: Principal) -> None:
+        """Serve ``endpoint`` as before its route (its model's production version, if any)."""
+        await self._ensure_started()
+        async with self.lock:
+            await self.route(endpoint)
+            await self._record_route(caller, RouteChange(endpoint, None), {"deleted": True})
+            await self._refresh()
+
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+        await self._ensure_started()
+        stats = await self.trail.route_stats(endpoint, limit)
+        if not stats.results:
+            await self.route(endpoint)  # NOTE: a 404 only when it was never routed at all
+        return stats
+
+    async def _record_route(self, caller: Principal, change: RouteChange, details: dict) -> None:
+        event = AuditEvent(
+            actor=caller.subject,
+            role=caller.role,
+            action=AuditAction.ROUTE_CHANGE,
+            object_type="route",
+            object_id=change.endpoint,
+            details=details,
+            route=change,
+        )
+        await self.trail.record([event])
 
     async def _check_integrity(self, name: str, version: str, caller: Principal) -> None:
         """Refuse to serve a version whose file no longer matches its hash, and say so."""
@@ -205,6 +274,11 @@ class ModelRegistry:
         return found
 
 
+def _refs(route: RouteConfig) -> list[str]:
+    """Every ``name:version`` a route sends requests to."""
+    return [arm.model for arm in route.arms] + list(route.shadow)
+
+
 def _record(
     spec: ModelSpec,
     status: ModelStatus,
@@ -242,3 +316,10 @@ class Registry(Protocol):
     async def rollback(
         self, name: str, to_version: str, caller: Principal
     ) -> list[ModelVersionOut]: ...
+    async def routes(self) -> list[RouteOut]: ...
+    async def route(self, endpoint: str) -> RouteOut: ...
+    async def set_route(
+        self, endpoint: str, config: RouteConfig, caller: Principal
+    ) -> RouteOut: ...
+    async def delete_route(self, endpoint: str, caller: Principal) -> None: ...
+    async def route_stats(self, endpoint: str, limit: int) -> RouteStats: ...

@@ -18,6 +18,8 @@ class Interpretation:
     confidence_score: float
     prediction: str
     threshold: float
+    positive: bool | None = None
+    """Whether the positive class won; ``None`` for a model without one."""
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -41,14 +43,17 @@ def interpret(row: np.ndarray, meta: ModelMetadata) -> Interpretation:
         others[meta.positive_index] = -np.inf
         winner = meta.positive_index if confidence > meta.threshold else int(others.argmax())
         prediction = meta.labels[winner]
+        positive: bool | None = winner == meta.positive_index
     else:
         confidence = float(probs.max())
         prediction = (
             meta.labels[int(probs.argmax())] if confidence > meta.threshold else INDETERMINATE
         )
+        positive = None
     return Interpretation(
         outputs=row.tolist(),
         confidence_score=confidence,
         prediction=prediction,
         threshold=meta.threshold,
+        positive=positive,
     )

@@ -16,10 +16,6 @@ from serve_app.registry.store import ModelStore
 from serve_app.runtime.onnx_model import OnnxModel
 from serve_app.settings import RuntimeSettings
 
-MAX_LOADED = 3
-"""Versions kept per process: the serving one, the one it replaced (for requests
-prepared before the swap, and an instant rollback), and one more."""
-
 
 class LoadedVersions:
     def __init__(self, store: ModelStore, runtime: RuntimeSettings, has_gpu: bool = False) -> None:
@@ -59,7 +55,7 @@ class LoadedVersions:
     def _keep(self, sha256: str, model: OnnxModel) -> None:
         self._loaded[sha256] = model
         self._loaded.move_to_end(sha256)
-        while len(self._loaded) > MAX_LOADED:
+        while len(self._loaded) > self.runtime.max_loaded_versions:
             self._loaded.popitem(last=False)
 
     @property

@@ -25,6 +25,12 @@ class StoredResult(_FromRow):
     threshold: float
     latency_ms: float
     created_at: datetime
+    positive: bool | None = Field(None, description="Whether the positive class won.")
+    endpoint: str | None = Field(None, description="The A/B route that chose the version.")
+    arm: str | None = Field(None, description="`name:version` the route chose.")
+    shadow_of: str | None = Field(
+        None, description="A shadow copy: the inference it ran beside (never returned)."
+    )
 
 
 class AuditRecord(_FromRow):

@@ -100,6 +100,8 @@ class InferResponse(BaseModel):
     latency_ms: float
     frame: int | None = Field(None, description="DICOM frame used (0-based).")
     frames: int | None = Field(None, description="Frames in the DICOM file.")
+    endpoint: str | None = Field(None, description="The A/B route that chose the version.")
+    arm: str | None = Field(None, description="`name:version` the route chose.")
 
 
 class BatchItem(BaseModel):

@@ -21,7 +21,15 @@ from serve_app.storage.models import SCHEMA_VERSION, SchemaVersion
 APP = "medai"
 MODELS = "serve_app.storage.models"
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        'ALTER TABLE "inference_results" ADD COLUMN "positive" BOOL',
+        'ALTER TABLE "inference_results" ADD COLUMN "endpoint" VARCHAR(64)',
+        'ALTER TABLE "inference_results" ADD COLUMN "arm" VARCHAR(160)',
+        'ALTER TABLE "inference_results" ADD COLUMN "shadow_of" VARCHAR(64)',
+        'CREATE INDEX "idx_inference_r_endpoin_v2" ON "inference_results" ("endpoint")',
+    ),
+}
 """SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
 
 New tables need no step (start-up creates missing tables); a step alters existing ones.

@@ -14,7 +14,7 @@ from tortoise.validators import Validator
 
 from serve_app.audit.canonical import canonical_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped with every change to these tables, together with a step in ``MIGRATIONS``."""
 
 PSEUDONYM = re.compile(r"pt_[0-9a-f]{20}")
@@ -92,6 +92,13 @@ class InferenceResult(Model):
     threshold = fields.FloatField()
     latency_ms = fields.FloatField()
     created_at = fields.DatetimeField()
+    # Schema 2: A/B routing. Null on results no route chose.
+    positive = fields.BooleanField(null=True, description="the model's positive class won")
+    endpoint = fields.CharField(max_length=64, null=True, db_index=True, description="route")
+    arm = fields.CharField(max_length=160, null=True, description="name:version the route chose")
+    shadow_of = fields.CharField(
+        max_length=64, null=True, description="inference_id this shadow copy ran beside"
+    )
 
     class Meta:
         table = "inference_results"
@@ -114,6 +121,18 @@ class AuditLog(Model):
 
     class Meta:
         table = "audit_log"
+
+
+class Route(Model):
+    """An endpoint's A/B route (``serve_app.routing.ab.RouteConfig`` as JSON)."""
+
+    endpoint = fields.CharField(max_length=64, primary_key=True)
+    config: Any = CanonicalJSONField()
+    updated_by = fields.CharField(max_length=128, description="token sub")
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "routes"
 
 
 class SchemaVersion(Model):

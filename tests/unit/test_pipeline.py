@@ -69,24 +69,28 @@ def infer_one(pipeline: Pipeline, image: DecodedImage | EncodedImage, ref: str |
     return outcome
 
 
+def resolve(pipeline: Pipeline, ref: str | None) -> ModelSpec:
+    return pipeline.target(Job(DecodedImage(pixels=grey(), format=ImageFormat.PIXELS), ref)).spec
+
+
 def grey(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (64, 64, 1), dtype=np.uint8)
 
 
 def test_resolve_default_model(pipeline: Pipeline) -> None:
-    assert pipeline.resolve(None).ref == "chest:1"
+    assert resolve(pipeline, None).ref == "chest:1"
 
 
 @pytest.mark.parametrize(
     ("ref", "expected"), [("derm", "derm:4"), ("derm:4", "derm:4"), ("chest:1", "chest:1")]
 )
 def test_resolve_by_name_or_name_and_version(pipeline: Pipeline, ref: str, expected: str) -> None:
-    assert pipeline.resolve(ref).ref == expected
+    assert resolve(pipeline, ref).ref == expected
 
 
 def test_resolve_wrong_version_is_not_found(pipeline: Pipeline) -> None:
     with pytest.raises(NotFound) as info:
-        pipeline.resolve("derm:3")
+        resolve(pipeline, "derm:3")
 
     assert (info.value.field, info.value.rule) == ("model", "served")
     assert "derm serves 4" in info.value.detail
@@ -95,7 +99,7 @@ def test_resolve_wrong_version_is_not_found(pipeline: Pipeline) -> None:
 @pytest.mark.parametrize("ref", ["absent", "absent:1", "chest-xray-demo"])
 def test_resolve_unknown_model_is_not_found(pipeline: Pipeline, ref: str) -> None:
     with pytest.raises(NotFound) as info:
-        pipeline.resolve(ref)
+        resolve(pipeline, ref)
 
     assert (info.value.field, info.value.rule) == ("model", "served")
 

@@ -1,0 +1,52 @@
+"""Which model versions a route may name, and which status changes a route forbids.
+
+An arm answers clinicians, so it must be validated (``validation`` or ``production``); a
+shadow only runs beside them, so any version not retired may be one. Every version must
+belong to a served model, whose replicas load it by hash. While a version is an arm, a
+promotion or rollback that would retire it is refused: end the experiment (change or
+delete the route) first, so a retired version never answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from serve_app.audit.events import StatusChange
+from serve_app.errors import Conflict, InvalidInput
+from serve_app.registry.status import Version
+from serve_app.routing.ab import RouteConfig
+from serve_app.schemas.routes import RouteOut
+from serve_app.storage.models import ModelStatus
+
+ARM_STATUSES = frozenset({ModelStatus.VALIDATION, ModelStatus.PRODUCTION})
+SHADOW_STATUSES = ARM_STATUSES | {ModelStatus.DEVELOPMENT}
+
+
+def check_route(config: RouteConfig, served: Iterable[str], versions: Sequence[Version]) -> None:
+    """Raise unless every arm and shadow names a version ``check_route`` admits."""
+    served = set(served)
+    status = {f"{v.model_name}:{v.version}": ModelStatus(v.status) for v in versions}
+    named = [(f"arms[{i}].model", arm.model, ARM_STATUSES) for i, arm in enumerate(config.arms)]
+    named += [(f"shadow[{i}]", ref, SHADOW_STATUSES) for i, ref in enumerate(config.shadow)]
+    for field, ref, allowed in named:
+        name = ref.partition(":")[0]
+        if name not in served:
+            raise InvalidInput(f"{ref}: model {name} is not served", field, "served")
+        if ref not in status:
+            raise InvalidInput(f"{ref} is not registered", field, "registered")
+        if status[ref] not in allowed:
+            wanted = " or ".join(sorted(allowed))
+            raise Conflict(f"{ref} is {status[ref]}; it must be {wanted}", field, "status")
+
+
+def check_retirements(changes: Iterable[StatusChange], routes: Iterable[RouteOut]) -> None:
+    """Raise if ``changes`` retire a version that is still an arm of a route."""
+    arms = {arm.model: route.endpoint for route in routes for arm in route.arms}
+    for change in changes:
+        ref = f"{change.model_name}:{change.version}"
+        if change.status == ModelStatus.RETIRED and ref in arms:
+            raise Conflict(
+                f"{ref} is an arm of route {arms[ref]}; change or delete the route first",
+                field="model",
+                rule="routed",
+            )

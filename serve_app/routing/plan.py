@@ -1,0 +1,58 @@
+"""What answers a request: each served model's production version, and the A/B routes.
+
+The registry makes the plan; every preprocessor follows it. Resolving a request's
+``model`` against it is pure: a routed endpoint picks an arm (sticky by the patient's
+pseudonym when the route says so), a plain name takes the production version, and a
+pinned ``name:version`` takes exactly that version when it serves (in production or in
+a route).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from serve_app.errors import NotFound
+from serve_app.registry.spec import ModelSpec
+from serve_app.routing.ab import RouteConfig, choose_arm
+
+
+@dataclass(frozen=True)
+class Target:
+    """The version that answers one request, and the route that chose it (if one did)."""
+
+    spec: ModelSpec
+    endpoint: str | None = None
+    arm: str | None = None
+    shadows: tuple[str, ...] = ()
+    """``name:version``s that get a copy of the request; their answers are never returned."""
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    models: Mapping[str, ModelSpec]
+    """Served model name to the version it answers with (production)."""
+    routes: Mapping[str, RouteConfig] = field(default_factory=dict)
+    """Endpoint to route; an endpoint may be a served model's name, overriding it."""
+    routed: Mapping[str, ModelSpec] = field(default_factory=dict)
+    """Spec of every ``name:version`` the routes name."""
+
+    def target(self, ref: str, key: str | None, rng: random.Random) -> Target:
+        """What answers ``ref`` (``name`` or ``name:version``) for a request keyed ``key``."""
+        name, _, version = ref.partition(":")
+        if not version and (route := self.routes.get(name)) is not None:
+            arm = choose_arm(name, route, key, rng)
+            return Target(self.routed[arm.model], name, arm.model, tuple(route.shadow))
+        spec = self.models.get(name)
+        if spec is not None and version in ("", spec.version):
+            return Target(spec)
+        if (pinned := self.routed.get(ref)) is not None:
+            return Target(pinned)
+        if spec is None:
+            raise NotFound(f"model {name} is not served", field="model", rule="served")
+        raise NotFound(
+            f"model {ref} is not served ({name} serves {spec.version})",
+            field="model",
+            rule="served",
+        )

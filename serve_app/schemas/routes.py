@@ -1,0 +1,40 @@
+"""Wire shapes of A/B routes and their per-arm statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from serve_app.routing.ab import RouteConfig
+
+MAX_STATS_RESULTS = 100_000
+"""Most results one ``GET /routes/{endpoint}/stats`` reads."""
+
+
+class RouteOut(RouteConfig):
+    endpoint: str
+    updated_by: str = Field(description="The `sub` of the token that set the route.")
+    updated_at: datetime
+
+
+class LatencyPercentiles(BaseModel):
+    p50: float
+    p95: float
+    p99: float
+
+
+class ArmStats(BaseModel):
+    model: str = Field(description="`name:version` of the arm (or shadow).")
+    count: int
+    latency_ms: LatencyPercentiles = Field(description="Each answer's time in the platform.")
+    positive_rate: float | None = Field(
+        description="Share of results whose positive class won; null for a model without one."
+    )
+
+
+class RouteStats(BaseModel):
+    endpoint: str
+    results: int = Field(description="Results read: the endpoint's newest, at most `limit`.")
+    arms: list[ArmStats] = Field(description="Answers the route returned, by arm.")
+    shadows: list[ArmStats] = Field(description="Shadow copies, stored and never returned.")
