@@ -27,7 +27,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         'ALTER TABLE "inference_results" ADD COLUMN "endpoint" VARCHAR(64)',
         'ALTER TABLE "inference_results" ADD COLUMN "arm" VARCHAR(160)',
         'ALTER TABLE "inference_results" ADD COLUMN "shadow_of" VARCHAR(64)',
-        'CREATE INDEX "idx_inference_r_endpoin_v2" ON "inference_results" ("endpoint")',
     ),
 }
 """SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
@@ -35,6 +34,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 New tables need no step (start-up creates missing tables); a step alters existing ones.
 One statement an element: they run in the migration's transaction, one at a time.
 """
+
+LATE_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS "idx_results_endpoint" ON "inference_results" ("endpoint")',
+)
+"""Indexes on columns a migration adds, made after migrating: tortoise makes its own
+indexes with the tables, before migrations, when an older table lacks the column."""
 
 
 def database_url(settings: Settings) -> str:
@@ -136,6 +141,7 @@ async def _create_or_migrate(database: Database) -> None:
         async with database.transaction() as tx:
             await tx.execute_query('UPDATE "schema_version" SET "version" = "version" WHERE 0')
             await _migrate(tx)
+            await _late_indexes(tx)
         return
     async with database.transaction() as tx:
         # NOTE: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's
@@ -145,6 +151,12 @@ async def _create_or_migrate(database: Database) -> None:
         )
         await generate_schema_for_client(tx, safe=True)
         await _migrate(tx)
+        await _late_indexes(tx)
+
+
+async def _late_indexes(client: BaseDBAsyncClient) -> None:
+    for statement in LATE_INDEXES:
+        await client.execute_query(statement)
 
 
 async def _migrate(client: BaseDBAsyncClient) -> None:

@@ -92,13 +92,13 @@ class InferenceResult(Model):
     threshold = fields.FloatField()
     latency_ms = fields.FloatField()
     created_at = fields.DatetimeField()
-    # Schema 2: A/B routing. Null on results no route chose.
-    positive = fields.BooleanField(null=True, description="the model's positive class won")
-    endpoint = fields.CharField(max_length=64, null=True, db_index=True, description="route")
-    arm = fields.CharField(max_length=160, null=True, description="name:version the route chose")
-    shadow_of = fields.CharField(
-        max_length=64, null=True, description="inference_id this shadow copy ran beside"
-    )
+    # Schema 2: A/B routing; null on results no route chose. NOTE: columns a migration adds
+    # carry no description: on PostgreSQL tortoise comments on them (COMMENT ON COLUMN)
+    # while making tables, before the migration has added them.
+    positive = fields.BooleanField(null=True)  # the model's positive class won
+    endpoint = fields.CharField(max_length=64, null=True)  # indexed by LATE_INDEXES
+    arm = fields.CharField(max_length=160, null=True)  # name:version the route chose
+    shadow_of = fields.CharField(max_length=64, null=True)  # inference_id it ran beside
 
     class Meta:
         table = "inference_results"

@@ -33,6 +33,7 @@ def test_positive_above_threshold() -> None:
     assert result.prediction == "pneumonia"
     assert result.confidence_score == pytest.approx(0.8)
     assert result.threshold == 0.7
+    assert result.positive is True
 
 
 def test_positive_below_threshold_gives_the_other_label() -> None:
@@ -40,6 +41,7 @@ def test_positive_below_threshold_gives_the_other_label() -> None:
 
     assert result.prediction == "no_finding"
     assert result.confidence_score == pytest.approx(0.6)  # still the positive class's probability
+    assert result.positive is False
 
 
 def test_positive_equal_to_threshold_is_not_positive() -> None:
@@ -91,6 +93,7 @@ def test_multiclass_likeliest_label_above_threshold() -> None:
 
     assert result.prediction == "melanoma"
     assert result.confidence_score == pytest.approx(0.7)
+    assert result.positive is None  # no positive class: no positive rate
 
 
 @pytest.mark.parametrize(
