@@ -28,7 +28,10 @@ class Arm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(pattern=PINNED_REF, description="`name:version` this arm serves.")
-    weight: float = Field(gt=0, le=1e6, allow_inf_nan=False, description="Relative share.")
+    # NOTE: strict: "1" and true are not weights; lax coercion would take them.
+    weight: float = Field(
+        gt=0, le=1e6, strict=True, allow_inf_nan=False, description="Relative share."
+    )
 
 
 class RouteConfig(BaseModel):

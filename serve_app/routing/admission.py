@@ -26,8 +26,9 @@ def check_route(config: RouteConfig, served: Iterable[str], versions: Sequence[V
     """Raise unless every arm and shadow names a version ``check_route`` admits."""
     served = set(served)
     status = {f"{v.model_name}:{v.version}": ModelStatus(v.status) for v in versions}
-    named = [(f"arms[{i}].model", arm.model, ARM_STATUSES) for i, arm in enumerate(config.arms)]
-    named += [(f"shadow[{i}]", ref, SHADOW_STATUSES) for i, ref in enumerate(config.shadow)]
+    # NOTE: fields named as the request validator names them (``arms.0.model``).
+    named = [(f"arms.{i}.model", arm.model, ARM_STATUSES) for i, arm in enumerate(config.arms)]
+    named += [(f"shadow.{i}", ref, SHADOW_STATUSES) for i, ref in enumerate(config.shadow)]
     for field, ref, allowed in named:
         name = ref.partition(":")[0]
         if name not in served:

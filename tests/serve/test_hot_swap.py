@@ -25,14 +25,17 @@ MODEL = "chest-xray-demo"
 BASE_VERSION = "1.0.0"
 
 
-def variant(model_store: Path, threshold: float) -> bytes:
-    """The demo model with another decision threshold: the same outputs, a new file.
+def variant(model_store: Path, threshold: float, tag: str = "") -> bytes:
+    """The demo model with another decision threshold: the same outputs, a new file
+    (another for each ``tag``).
 
     The answer's ``threshold`` then shows which version's spec interpreted it.
     """
     store = ModelStore(model_store)
     model = onnx.load_from_string(store.read_verified(store.resolve(MODEL, BASE_VERSION)))
     props = {p.key: p.value for p in model.metadata_props} | {"medai.threshold": str(threshold)}
+    if tag:
+        props["medai.description"] = f"variant {tag}"
     onnx.helper.set_model_props(model, props)
     return model.SerializeToString()
 

@@ -121,12 +121,12 @@ def test_a_route_of_validated_arms_and_a_development_shadow_is_admitted() -> Non
 @pytest.mark.parametrize(
     ("config", "error", "field", "rule"),
     [
-        (route({"derm:1": 1}), InvalidInput, "arms[0].model", "served"),
-        (route({"chest:1": 1, "chest:7": 1}), InvalidInput, "arms[1].model", "registered"),
-        (route({"chest:3": 1}), Conflict, "arms[0].model", "status"),
-        (route({"chest:0": 1}), Conflict, "arms[0].model", "status"),
-        (route({"chest:1": 1}, shadow=("chest:0",)), Conflict, "shadow[0]", "status"),
-        (route({"chest:1": 1}, shadow=("chest:8",)), InvalidInput, "shadow[0]", "registered"),
+        (route({"derm:1": 1}), InvalidInput, "arms.0.model", "served"),
+        (route({"chest:1": 1, "chest:7": 1}), InvalidInput, "arms.1.model", "registered"),
+        (route({"chest:3": 1}), Conflict, "arms.0.model", "status"),
+        (route({"chest:0": 1}), Conflict, "arms.0.model", "status"),
+        (route({"chest:1": 1}, shadow=("chest:0",)), Conflict, "shadow.0", "status"),
+        (route({"chest:1": 1}, shadow=("chest:8",)), InvalidInput, "shadow.0", "registered"),
     ],
 )
 def test_routes_naming_what_may_not_serve_are_refused(
