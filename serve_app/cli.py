@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from serve_app.cli_models import add_model_commands
+from serve_app.cli_models import add_model_commands, add_route_commands
 from serve_app.settings import REPO_ROOT, Settings
 
 APP_IMPORT = "deployments.app:build_app"
@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--bench", action="store_true", help="also the ResNet-50 benchmark model")
     build.set_defaults(func=cmd_build_demo)
     add_model_commands(models, REPO_ROOT / "serve_config.yaml")
+    routes = sub.add_parser("routes", help="A/B routes").add_subparsers(
+        dest="action", required=True
+    )
+    add_route_commands(routes, REPO_ROOT / "serve_config.yaml")
 
     serve = sub.add_parser("serve", help="build demo models if absent, then `serve run` locally")
     serve.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")

@@ -1,4 +1,5 @@
-"""``medai models register|list|promote|rollback``: the registry API from the shell.
+"""``medai models register|list|promote|rollback`` and ``medai routes set|show|stats|delete``:
+the registry API from the shell.
 
 These talk to a running server over HTTP, as any client would, so that every change
 goes through the registry deployment and lands in the audit trail. The token comes from
@@ -36,14 +37,14 @@ def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) ->
             method, args.url + path, headers=headers, timeout=args.timeout, **kwargs
         )
     except httpx.HTTPError as error:
-        print(f"medai models: {args.url} did not answer: {error}", file=sys.stderr)
+        print(f"medai: {args.url} did not answer: {error}", file=sys.stderr)
         return 2
     body = response.json() if response.content else None
     if response.is_success:
         print(json.dumps(body, indent=2))
         return 0
     detail = body.get("detail") if isinstance(body, dict) else response.text
-    print(f"medai models: {response.status_code}: {detail}", file=sys.stderr)
+    print(f"medai: {response.status_code}: {detail}", file=sys.stderr)
     return 1
 
 
@@ -74,11 +75,37 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _request(args, "POST", f"/models/{args.name}/rollback", json={"to_version": args.to})
 
 
-def add_model_commands(models: Any, config_default: Path) -> None:
-    """Add the registry's subcommands to ``medai models``."""
+def _arm(text: str) -> dict[str, Any]:
+    model, sep, weight = text.rpartition("=")
+    try:
+        return {"model": model, "weight": float(weight)} if sep else {"model": text, "weight": 1}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not name:version=weight") from None
+
+
+def cmd_route_set(args: argparse.Namespace) -> int:
+    body = {"arms": args.arm, "shadow": args.shadow, "sticky_key": args.sticky_key}
+    return _request(args, "PUT", f"/routes/{args.endpoint}", json=body)
+
+
+def cmd_route_show(args: argparse.Namespace) -> int:
+    return _request(args, "GET", f"/routes/{args.endpoint}" if args.endpoint else "/routes")
+
+
+def cmd_route_stats(args: argparse.Namespace) -> int:
+    params = {"limit": args.limit}
+    return _request(args, "GET", f"/routes/{args.endpoint}/stats", params=params)
+
+
+def cmd_route_delete(args: argparse.Namespace) -> int:
+    return _request(args, "DELETE", f"/routes/{args.endpoint}")
+
+
+def _commands(subparsers: Any, config_default: Path) -> Any:
+    """``command(name, help, func)``: a subcommand with the options every one takes."""
 
     def command(name: str, help: str, func: Any) -> argparse.ArgumentParser:
-        parser = models.add_parser(name, help=help)
+        parser = subparsers.add_parser(name, help=help)
         parser.add_argument("--url", default=DEFAULT_URL, help="the server")
         parser.add_argument("--token", help="bearer token (default: MEDAI_TOKEN, or minted)")
         parser.add_argument("--as", dest="as_sub", default="ml-engineer", help="minted `sub`")
@@ -86,6 +113,35 @@ def add_model_commands(models: Any, config_default: Path) -> None:
         parser.add_argument("--timeout", type=float, default=120.0)
         parser.set_defaults(func=func)
         return parser
+
+    return command
+
+
+def add_route_commands(routes: Any, config_default: Path) -> None:
+    """Add the A/B routes' subcommands to ``medai routes``."""
+    command = _commands(routes, config_default)
+    put = command("set", "route an endpoint between versions (replaces its route)", cmd_route_set)
+    put.add_argument("endpoint")
+    put.add_argument(
+        "--arm", type=_arm, action="append", required=True, help="name:version=weight (repeat)"
+    )
+    put.add_argument("--shadow", action="append", default=[], help="name:version (repeat)")
+    put.add_argument("--sticky-key", choices=["patient_id"], help="same patient, same arm")
+
+    show = command("show", "an endpoint's route, or every route", cmd_route_show)
+    show.add_argument("endpoint", nargs="?")
+
+    stats = command("stats", "per-arm counts, latency and positive rate", cmd_route_stats)
+    stats.add_argument("endpoint")
+    stats.add_argument("--limit", type=int, default=10_000, help="newest results to read")
+
+    delete = command("delete", "end an endpoint's route", cmd_route_delete)
+    delete.add_argument("endpoint")
+
+
+def add_model_commands(models: Any, config_default: Path) -> None:
+    """Add the registry's subcommands to ``medai models``."""
+    command = _commands(models, config_default)
 
     register = command("register", "register an ONNX file as a new version", cmd_register)
     register.add_argument("file", type=Path)
