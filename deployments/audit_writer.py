@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from ray import serve
@@ -102,8 +103,10 @@ class AuditWriter:
     async def routes(self) -> list[RouteOut]:
         return await self.trail.routes()
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        return await self.trail.route_stats(endpoint, limit)
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        return await self.trail.route_stats(endpoint, limit, since)
 
     async def __del__(self) -> None:
         self._signer.cancel()
@@ -149,8 +152,10 @@ class ServeTrail:
     async def routes(self) -> list[RouteOut]:
         return await self._call("routes")
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        return await self._call("route_stats", endpoint, limit)
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        return await self._call("route_stats", endpoint, limit, since)
 
     async def _call(self, method: str, *args: Any) -> Any:
         return await call(self.writer, method, *args, unavailable=UNAVAILABLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ray import serve
@@ -82,8 +83,10 @@ class Registry:
     async def delete_route(self, endpoint: str, caller: Principal) -> None:
         await self.registry.delete_route(endpoint, caller)
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        return await self.registry.route_stats(endpoint, limit)
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        return await self.registry.route_stats(endpoint, limit, since)
 
 
 class RegistryClient:
@@ -121,8 +124,10 @@ class RegistryClient:
     async def delete_route(self, endpoint: str, caller: Principal) -> None:
         await self._call(self.handle, "delete_route", endpoint, caller)
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        return await self._call(self.handle, "route_stats", endpoint, limit)
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        return await self._call(self.handle, "route_stats", endpoint, limit, since)
 
     @staticmethod
     async def _call(handle: DeploymentHandle, method: str, *args: Any) -> Any:

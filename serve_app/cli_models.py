@@ -41,7 +41,8 @@ def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) ->
         return 2
     body = response.json() if response.content else None
     if response.is_success:
-        print(json.dumps(body, indent=2))
+        if body is not None:
+            print(json.dumps(body, indent=2))
         return 0
     detail = body.get("detail") if isinstance(body, dict) else response.text
     print(f"medai: {response.status_code}: {detail}", file=sys.stderr)
@@ -93,7 +94,7 @@ def cmd_route_show(args: argparse.Namespace) -> int:
 
 
 def cmd_route_stats(args: argparse.Namespace) -> int:
-    params = {"limit": args.limit}
+    params = {"limit": args.limit, **({"since": args.since} if args.since else {})}
     return _request(args, "GET", f"/routes/{args.endpoint}/stats", params=params)
 
 
@@ -134,6 +135,7 @@ def add_route_commands(routes: Any, config_default: Path) -> None:
     stats = command("stats", "per-arm counts, latency and positive rate", cmd_route_stats)
     stats.add_argument("endpoint")
     stats.add_argument("--limit", type=int, default=10_000, help="newest results to read")
+    stats.add_argument("--since", help="only results from this instant on (RFC 3339)")
 
     delete = command("delete", "end an endpoint's route", cmd_route_delete)
     delete.add_argument("endpoint")

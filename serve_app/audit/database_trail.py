@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 
@@ -62,8 +63,10 @@ class DatabaseTrail:
             for row in rows
         ]  # fmt: skip
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        return summarize(endpoint, await self.writer.store.routed_results(endpoint, limit))
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        return summarize(endpoint, await self.writer.store.routed_results(endpoint, limit, since))
 
     async def close(self) -> None:
         """Sign the tail, then disconnect."""

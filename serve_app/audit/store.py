@@ -169,9 +169,15 @@ class AuditStore:
     async def routes(self) -> list[Route]:
         return await Route.all().order_by("endpoint")
 
-    async def routed_results(self, endpoint: str, limit: int) -> list[InferenceResult]:
-        """The newest ``limit`` results ``endpoint``'s route chose or shadowed, newest first."""
-        return await InferenceResult.filter(endpoint=endpoint).order_by("-created_at").limit(limit)
+    async def routed_results(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> list[InferenceResult]:
+        """The newest ``limit`` results ``endpoint``'s route chose or shadowed (stored at or
+        after ``since``), newest first."""
+        query = InferenceResult.filter(endpoint=endpoint)
+        if since is not None:
+            query = query.filter(created_at__gte=since)
+        return await query.order_by("-created_at").limit(limit)
 
     async def verify(
         self,

@@ -53,8 +53,10 @@ class AuditTrail(Protocol):
         """Every endpoint's route, by endpoint."""
         ...
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
-        """Per-arm statistics over ``endpoint``'s newest ``limit`` results."""
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
+        """Per-arm statistics over ``endpoint``'s newest ``limit`` results (since ``since``)."""
         ...
 
 
@@ -136,9 +138,13 @@ class MemoryTrail:
     async def routes(self) -> list[RouteOut]:
         return [self.routed[endpoint] for endpoint in sorted(self.routed)]
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
         newest = reversed(list(self.results.values()))  # inserted oldest first
-        results = [r for r in newest if r.endpoint == endpoint][:limit]
+        results = [
+            r for r in newest if r.endpoint == endpoint and (since is None or r.created_at >= since)
+        ][:limit]
         return summarize(endpoint, results)
 
 
@@ -163,5 +169,7 @@ class DisabledTrail:
     async def routes(self) -> list[RouteOut]:
         raise ServiceUnavailable("routes are not kept: audit.enabled is false")
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
         raise ServiceUnavailable("results are not stored: audit.enabled is false")

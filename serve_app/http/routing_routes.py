@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import AwareDatetime
 
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
@@ -55,8 +56,14 @@ def build_routing_router(registry: Registry) -> APIRouter:
         caller: Viewer,
         endpoint: Endpoint,
         limit: Annotated[int, Query(ge=1, le=MAX_STATS_RESULTS)] = 10_000,
+        since: Annotated[
+            AwareDatetime | None,
+            Query(description="Only results stored at or after this instant (RFC 3339)."),
+        ] = None,
     ) -> RouteStats:
-        """Per-arm counts, latency percentiles and positive rate over the newest results."""
-        return await registry.route_stats(endpoint, limit)
+        """Per-arm counts, latency percentiles and positive rate over the newest results.
+        With the route's `updated_at` as `since`, about the current route alone (answers
+        within `registry.poll_interval_s` of a change may come from the previous one)."""
+        return await registry.route_stats(endpoint, limit, since)
 
     return router

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from serve_app.audit.events import (
@@ -212,9 +213,11 @@ class ModelRegistry:
             await self._record_route(caller, RouteChange(endpoint, None), {"deleted": True})
             await self._refresh()
 
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats:
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats:
         await self._ensure_started()
-        stats = await self.trail.route_stats(endpoint, limit)
+        stats = await self.trail.route_stats(endpoint, limit, since)
         if not stats.results:
             await self.route(endpoint)  # NOTE: a 404 only when it was never routed at all
         return stats
@@ -322,4 +325,6 @@ class Registry(Protocol):
         self, endpoint: str, config: RouteConfig, caller: Principal
     ) -> RouteOut: ...
     async def delete_route(self, endpoint: str, caller: Principal) -> None: ...
-    async def route_stats(self, endpoint: str, limit: int) -> RouteStats: ...
+    async def route_stats(
+        self, endpoint: str, limit: int, since: datetime | None = None
+    ) -> RouteStats: ...

@@ -237,6 +237,15 @@ def test_route_changes_are_live_read_back_and_audited(
     assert read.json()["updated_by"] == "test-ml_engineer"
     listed = api.get("/routes", headers=auditor).json()
     assert [r["arms"] for r in listed if r["endpoint"] == endpoint] == [read.json()["arms"]]
+    # Since an answer of the second route: its arm alone. (Between a change and the
+    # preprocessors' next poll, answers may still come from the previous route.)
+    answer = infer(api, endpoint, 99).json()
+    stored = api.get(f"/results/{answer['inference_id']}", headers=auditor).json()
+    since = {"since": stored["created_at"]}
+    current = api.get(f"/routes/{endpoint}/stats", params=since, headers=auditor).json()
+    assert [a["model"] for a in current["arms"]] == [b]
+    everything = api.get(f"/routes/{endpoint}/stats", headers=auditor).json()
+    assert [a["model"] for a in everything["arms"]] == sorted([a, b])
 
     deleted = api.delete(f"/routes/{endpoint}", headers=engineer)
     assert deleted.status_code == 204, deleted.text
@@ -392,6 +401,8 @@ def test_unparseable_route_bodies_are_client_errors(
         ("/routes/ab-never-routed/stats", {}, 404, "endpoint"),
         ("/routes/ab-never-routed/stats", {"limit": 0}, 422, "limit"),
         ("/routes/ab-never-routed/stats", {"limit": 100_001}, 422, "limit"),
+        ("/routes/ab-never-routed/stats", {"since": "yesterday"}, 422, "since"),
+        ("/routes/ab-never-routed/stats", {"since": "2026-11-30T10:00:00"}, 422, "since"),
     ],
 )
 def test_bad_route_reads(
