@@ -2,14 +2,17 @@
 
     python -m loadtests.bench --model chest-xray-demo --servers naive,serve,serve-ht
     python -m loadtests.bench --model resnet50-bench --concurrency 1,8 --duration 20
+    python -m loadtests.bench --servers serve-ht --route none,ab,shadow
 
 For each server (``naive``: the same FastAPI app on one uvicorn process without
 Ray; ``serve``: Ray Serve default mode; ``serve-ht``: Ray Serve HAProxy +
 throughput-optimized mode) it starts the server in its own process tree,
 drives it with ``wrk`` (C, one thread, so the load generator takes little
 CPU), and prints req/s, p50/p99 and the ratio to raw ONNX Runtime, plus the
-peak resident memory of the server's processes. Needs ``wrk`` (``apt-get
-install wrk``). A script, not a test: figures vary with the machine.
+peak resident memory of the server's processes. ``--route`` also measures the
+model's name routed A/B (half to a registered copy of the model) or with that copy
+as a shadow, to show what routing and shadow copies cost the answers. Needs ``wrk``
+(``apt-get install wrk``). A script, not a test: figures vary with the machine.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import numpy as np
+import onnx
 import onnxruntime as ort
 import psutil
 import yaml
@@ -36,7 +41,9 @@ import yaml
 from loadtests.payloads import BODIES, PATHS, image_for
 from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models, local_token
 from serve_app.codecs.types import DecodedImage, ImageFormat
+from serve_app.demo_models import DEMO_MODELS
 from serve_app.preprocessing import prepare
+from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
 from serve_app.settings import REPO_ROOT, Settings
 
@@ -56,14 +63,14 @@ done = function(summary, latency, requests)
 end
 """
 
+DEMO_VERSIONS = {demo.name: demo.version for demo in DEMO_MODELS}
 BENCH_MODEL_CONFIG = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}
 """Settings for a benchmarked model that serve_config.yaml does not serve."""
 BENCH_MODEL_DEPLOYMENT = {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.25}}
 
 
-def raw_throughput(store: ModelStore, model: str, seconds: float) -> tuple[int, float]:
+def raw_throughput(store: ModelStore, spec: ModelSpec, seconds: float) -> tuple[int, float]:
     """Best images/s of one in-process ONNX Runtime session over batch sizes."""
-    spec = store.resolve(model)
     session = ort.InferenceSession(store.read_verified(spec), providers=["CPUExecutionProvider"])
     one = prepare(DecodedImage(image_for(spec), ImageFormat.PIXELS), spec)
     best = (1, 0.0)
@@ -96,6 +103,37 @@ def serve_config(model: str, port: int, workdir: Path, overrides: dict, storage:
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def route_model(base_url: str, token: str, store: ModelStore, model: str, route: str) -> str:
+    """Route ``model``'s name: ``ab`` half to a new copy of it, ``shadow`` copies to it."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+        listed = client.get("/models", params={"name": model}).json()
+        (serving,) = [v["version"] for v in listed if v["status"] == "production"]
+        base = store.resolve(model, serving)
+        copy = onnx.load_from_string(store.read_verified(base))
+        version = f"bench-{uuid.uuid4().hex[:8]}"
+        props = {p.key: p.value for p in copy.metadata_props} | {"medai.description": version}
+        onnx.helper.set_model_props(copy, props)
+        files = {"file": ("model.onnx", copy.SerializeToString())}
+        client.post("/models", files=files, data={"name": model, "version": version})
+        client.post(f"/models/{model}/{version}/promote", json={"to": "validation"})
+        arms = [{"model": base.ref, "weight": 1}]
+        body = {"arms": arms, "shadow": [f"{model}:{version}"]}
+        if route == "ab":
+            body = {"arms": [*arms, {"model": f"{model}:{version}", "weight": 1}]}
+        client.put(f"/routes/{model}", json=body).raise_for_status()
+    time.sleep(2)  # NOTE: the preprocessors follow the registry every second
+    return f"{model}:{version}"
+
+
+def route_summary(base_url: str, token: str, model: str) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+    stats = httpx.get(f"{base_url}/routes/{model}/stats", headers=headers, timeout=60).json()
+    counts = [f"{a['model']} {a['count']}" for a in stats["arms"]]
+    counts += [f"shadow {a['model']} {a['count']}" for a in stats["shadows"]]
+    return ", ".join(counts)
 
 
 def storage_args(audit: bool, database_url: str | None) -> dict:
@@ -234,6 +272,11 @@ def main() -> int:
         "--database", help="storage.database_url for the served app (default: its SQLite file)"
     )
     parser.add_argument(
+        "--route",
+        default="none",
+        help="comma-separated: none, ab (half to a copy of the model), shadow (copies to it)",
+    )
+    parser.add_argument(
         "--model-config",
         type=json.loads,
         default={},
@@ -244,13 +287,14 @@ def main() -> int:
     settings = Settings()
     build_demo_models(settings, include_on_demand=True)
     store = ModelStore(settings.model_store)
-    spec = store.resolve(args.model)
+    # NOTE: the version the demo serves, not the newest: --route registers copies.
+    spec = store.resolve(args.model, DEMO_VERSIONS.get(args.model))
     print(
         f"model {spec.ref}: input {spec.input_name} {spec.input_shape}; "
         f"{os.cpu_count()} CPUs; endpoint {PATHS[args.endpoint]}",
         flush=True,
     )
-    best_batch, raw = raw_throughput(store, args.model, seconds=3)
+    best_batch, raw = raw_throughput(store, spec, seconds=3)
     print(f"raw onnxruntime best: {raw:.1f} img/s at batch {best_batch}\n", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="medai-bench-"))
@@ -264,15 +308,21 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}{PATHS[args.endpoint]}"
 
     audits = {"on": [True], "off": [False], "both": [True, False]}[args.audit]
-    runs = [(kind, audit) for kind in args.servers.split(",") for audit in audits]
+    routes = args.route.split(",")
+    runs = [(k, a, r) for k in args.servers.split(",") for a in audits for r in routes]
+    engineer = local_token(settings, "bench", "ml_engineer", ttl_s=12 * 3600)
+    base_url = f"http://127.0.0.1:{args.port}"
     rows = []
-    for base_kind, audit in runs:
+    for base_kind, audit, route in runs:
         kind = base_kind if audit else f"{base_kind}/no-audit"
+        kind += "" if route == "none" else f"/{route}"
         wait_port_free(args.port)
         storage = storage_args(audit, args.database)
         server = start_server(base_kind, args.model, args.port, workdir, args.model_config, storage)
         try:
-            wait_ready(f"http://127.0.0.1:{args.port}", server)
+            wait_ready(base_url, server)
+            if route != "none":
+                route_model(base_url, engineer, store, args.model, route)
             rss = PeakRss(server.pid)
             rss.start()
             wrk(url, script, 8, 3)  # warm-up: batch queues, autoscaling, JIT caches
@@ -286,6 +336,9 @@ def main() -> int:
                     flush=True,
                 )
             rss.running = False
+            if route != "none":
+                time.sleep(2)  # the last shadow copies
+                print(f"  routed: {route_summary(base_url, engineer, args.model)}", flush=True)
             # the server's peak over all its runs, on each of its rows
             rows = [(k, c, r, rss.peak if k == kind else p) for k, c, r, p in rows]
         finally:

@@ -47,12 +47,19 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 TEST_AUTH = {"issuer": "https://idp.medai.test", "audience": "medai-flow"}
 """Test servers check ``iss`` and ``aud``, so the attack matrix covers them."""
+TEST_REGISTRY = {"max_shadows_in_flight": 256}
+"""Every shadow copy runs, so the tests can count them; shedding is tested apart."""
 
 
 @pytest.fixture(scope="session")
 def server_args(model_store: Path, data_dir: Path) -> dict[str, Any]:
     """The application ``args`` every test server runs with (in-process and Ray-served)."""
-    return {"model_store": str(model_store), "data_dir": str(data_dir), "auth": TEST_AUTH}
+    return {
+        "model_store": str(model_store),
+        "data_dir": str(data_dir),
+        "auth": TEST_AUTH,
+        "registry": TEST_REGISTRY,
+    }
 
 
 @pytest.fixture(scope="session")
