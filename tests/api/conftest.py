@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from serve_app.auth.credentials import Credentials
 from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
+from tests.conftest import TokenFactory
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,22 @@ def served_client(served: str, clinician: dict[str, str]) -> Iterator[httpx.Clie
 def api(request: pytest.FixtureRequest) -> httpx.Client:
     """An HTTP client of the real app: in-process, or over HTTP through Ray Serve."""
     return request.getfixturevalue(f"{request.param}_client")
+
+
+def bearer(token_for: TokenFactory, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(role)}"}
+
+
+@pytest.fixture
+def engineer(token_for: TokenFactory) -> dict[str, str]:
+    return bearer(token_for, "ml_engineer")
+
+
+@pytest.fixture
+def admin(token_for: TokenFactory) -> dict[str, str]:
+    return bearer(token_for, "admin")
+
+
+@pytest.fixture
+def auditor(token_for: TokenFactory) -> dict[str, str]:
+    return bearer(token_for, "auditor")

@@ -37,11 +37,6 @@ def whole_trail(api: httpx.Client, auditor: dict[str, str]) -> list[dict[str, An
         after = body["next_after_seq"]
 
 
-@pytest.fixture
-def auditor(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "auditor")
-
-
 def test_an_answer_is_stored_and_audited_before_it_is_sent(
     api: httpx.Client, auditor: dict[str, str], clinician: dict[str, str]
 ) -> None:

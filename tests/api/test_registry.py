@@ -18,8 +18,7 @@ import httpx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.api.test_records import as_role, whole_trail
-from tests.conftest import TokenFactory
+from tests.api.test_records import whole_trail
 from tests.images import encode, infer_body, pixels
 from tests.problems import assert_problem, assert_still_serving
 from tests.unit.onnx_builders import model_bytes, tiny_classifier, two_input_model
@@ -87,21 +86,6 @@ def model_entries(api: httpx.Client, auditor: dict[str, str], name: str) -> list
         for e in whole_trail(api, auditor)
         if e["object_type"] == "model" and (e["object_id"] or "").startswith(f"{name}:")
     ]
-
-
-@pytest.fixture
-def engineer(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "ml_engineer")
-
-
-@pytest.fixture
-def admin(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "admin")
-
-
-@pytest.fixture
-def auditor(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "auditor")
 
 
 def test_a_registration_is_hashed_inspected_listed_and_audited(

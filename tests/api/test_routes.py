@@ -35,16 +35,6 @@ LIVE_WITHIN_S = 30.0
 
 
 @pytest.fixture
-def engineer(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "ml_engineer")
-
-
-@pytest.fixture
-def auditor(token_for: TokenFactory) -> dict[str, str]:
-    return as_role(token_for, "auditor")
-
-
-@pytest.fixture
 def versions(
     api: httpx.Client, engineer: dict[str, str], model_store: Path
 ) -> Callable[..., list[str]]:
@@ -213,6 +203,43 @@ def test_shadow_copies_are_stored_and_audited_but_never_returned(
     assert copies_stats["model"] == shadow
     assert copies_stats["count"] >= 20  # and the copies of the warm-up requests
     assert [a["model"] for a in stats["arms"]] == [arm]
+
+
+def test_a_batch_is_routed_image_by_image_with_its_shadow_copies(
+    api: httpx.Client,
+    engineer: dict[str, str],
+    auditor: dict[str, str],
+    versions: Callable[..., list[str]],
+    endpoint: str,
+) -> None:
+    a, b = versions(2)
+    (shadow,) = versions(1, "development")
+    assert put_route(api, engineer, endpoint, {a: 1, b: 1}, shadow=[shadow]).status_code == 200
+    until_served(api, lambda r: r.status_code == 200 and r.json()["arm"] in (a, b), endpoint)
+    head = len(whole_trail(api, auditor))
+    images = [infer_body(pixels(seed, 64, 64), model=endpoint) for seed in range(40)]
+    images.append(infer_body(pixels(1, 64, 64), model=f"{endpoint}-absent"))
+
+    batch = api.post("/infer/batch", json={"images": images})
+
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    assert (body["successful"], body["failed"]) == (40, 1)
+    arms = Counter(item["result"]["arm"] for item in body["results"][:40])
+    assert set(arms) == {a, b}  # each image drew its own arm: both, with odds 1 - 2**-39
+    deadline = time.monotonic() + LIVE_WITHIN_S
+    while True:
+        copies = [
+            e
+            for e in whole_trail(api, auditor)[head:]
+            if e["details"].get("shadow_of") and e["details"]["batch_id"] == body["batch_id"]
+        ]
+        if len(copies) >= 40 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    answered = {item["result"]["inference_id"] for item in body["results"][:40]}
+    assert {e["details"]["shadow_of"] for e in copies} == answered
+    assert {e["model_version"] for e in copies} == {shadow}
 
 
 def test_route_changes_are_live_read_back_and_audited(
