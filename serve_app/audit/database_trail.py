@@ -58,10 +58,9 @@ class DatabaseTrail:
     async def routes(self) -> list[RouteOut]:
         rows = await self.writer.store.routes()
         return [
-            RouteOut.model_validate({**row.config, "endpoint": row.endpoint,
-                                     "updated_by": row.updated_by, "updated_at": row.updated_at})
+            RouteOut.stored(row.endpoint, row.config, row.updated_by, row.updated_at)
             for row in rows
-        ]  # fmt: skip
+        ]
 
     async def route_stats(
         self, endpoint: str, limit: int, since: datetime | None = None

@@ -117,10 +117,7 @@ class MemoryTrail:
         if change.config is None:
             self.routed.pop(change.endpoint, None)
             return
-        self.routed[change.endpoint] = RouteOut.model_validate(
-            {**change.config, "endpoint": change.endpoint, "updated_by": actor,
-             "updated_at": now}
-        )  # fmt: skip
+        self.routed[change.endpoint] = RouteOut.stored(change.endpoint, change.config, actor, now)
 
     async def result(self, inference_id: str) -> StoredResult | None:
         return self.results.get(inference_id)

@@ -32,7 +32,7 @@ def to_response(prediction: Prediction, started: float) -> InferResponse:
 
 def audit_event(
     response: InferResponse,
-    positive: bool | None,
+    prediction: Prediction,
     caller: Principal,
     patient_ref: str | None,
     batch_id: str | None,
@@ -50,7 +50,7 @@ def audit_event(
         latency_ms=response.latency_ms,
         patient_ref=patient_ref,
         batch_id=batch_id,
-        positive=positive,
+        positive=prediction.interpretation.positive,
         endpoint=response.endpoint,
         arm=response.arm,
         shadow_of=shadow_of,

@@ -87,8 +87,7 @@ def build_router(
         if isinstance(logged(caller, patient_ref, outcome), MedAIError):
             raise outcome
         response = to_response(outcome, started)
-        positive = outcome.interpretation.positive
-        await trail.record([audit_event(response, positive, caller, patient_ref, None)])
+        await trail.record([audit_event(response, outcome, caller, patient_ref, None)])
         shadows.send(job, response, outcome.shadows, caller, patient_ref)
         return response
 
@@ -152,8 +151,7 @@ def build_router(
                 continue
             response = to_response(outcome, started)
             items.append(BatchItem(index=index, status=200, result=response))
-            positive = outcome.interpretation.positive
-            events.append(audit_event(response, positive, caller, patient_ref, batch_id))
+            events.append(audit_event(response, outcome, caller, patient_ref, batch_id))
             copies.append((j, response, outcome.shadows, caller, patient_ref, batch_id))
         await trail.record(events)  # the whole batch's results in one write
         for copy in copies:

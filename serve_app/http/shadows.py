@@ -71,11 +71,9 @@ class ShadowCopies:
             response = to_response(outcome, started).model_copy(
                 update={"endpoint": answer.endpoint, "arm": job.model}
             )
-            positive = outcome.interpretation.positive
-            await self.trail.record(
-                [audit_event(response, positive, caller, patient_ref, batch_id,
-                             shadow_of=answer.inference_id)]
-            )  # fmt: skip
+            shadow_of = answer.inference_id
+            event = audit_event(response, outcome, caller, patient_ref, batch_id, shadow_of)
+            await self.trail.record([event])
         except Exception as error:  # NOTE: a shadow's failure never reaches a client
             self.metrics.shadows.labels("failed").inc()
             # NOTE: the type and rule only: a message might quote the request.

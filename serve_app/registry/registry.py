@@ -26,7 +26,7 @@ from serve_app.errors import Conflict, NotFound
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.status import promotion, rollback
 from serve_app.registry.store import ModelStore, TamperedModel
-from serve_app.routing.ab import RouteConfig
+from serve_app.routing.ab import RouteConfig, split_ref
 from serve_app.routing.admission import check_retirements, check_route
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.onnx_model import inspect_model
@@ -123,7 +123,7 @@ class ModelRegistry:
         }
         routes = {route.endpoint: route for route in await self.trail.routes()}
         refs = {ref for route in routes.values() for ref in _refs(route)}
-        routed = {ref: self.store.resolve(*ref.split(":", 1)) for ref in refs}  # type: ignore[misc]
+        routed = {ref: self.store.resolve(*split_ref(ref)) for ref in refs}
         plan = ServingPlan(models, routes, routed)
         if plan != self._plan:
             self._plan = plan
@@ -198,8 +198,7 @@ class ModelRegistry:
         async with self.lock:
             check_route(config, self.defaults, await self.trail.model_versions())
             for ref in _refs(config):
-                name, version = ref.split(":", 1)
-                await self._check_integrity(name, version, caller)
+                await self._check_integrity(*split_ref(ref), caller)
             details = config.model_dump(mode="json")
             await self._record_route(caller, RouteChange(endpoint, details), details)
             await self._refresh()

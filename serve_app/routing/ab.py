@@ -63,6 +63,12 @@ class RouteConfig(BaseModel):
         return self
 
 
+def split_ref(ref: str) -> tuple[str, str]:
+    """``name:version`` as ``(name, version)``."""
+    name, _, version = ref.partition(":")
+    return name, version
+
+
 def _unit_interval(endpoint: str, key: str) -> float:
     """A uniform draw in [0, 1) fixed by ``(endpoint, key)``; routes split independently."""
     digest = hashlib.sha256(f"{endpoint}\0{key}".encode()).digest()

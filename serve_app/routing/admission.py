@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from serve_app.audit.events import StatusChange
 from serve_app.errors import Conflict, InvalidInput
 from serve_app.registry.status import Version
-from serve_app.routing.ab import RouteConfig
+from serve_app.routing.ab import RouteConfig, split_ref
 from serve_app.schemas.routes import RouteOut
 from serve_app.storage.models import ModelStatus
 
@@ -30,7 +30,7 @@ def check_route(config: RouteConfig, served: Iterable[str], versions: Sequence[V
     named = [(f"arms.{i}.model", arm.model, ARM_STATUSES) for i, arm in enumerate(config.arms)]
     named += [(f"shadow.{i}", ref, SHADOW_STATUSES) for i, ref in enumerate(config.shadow)]
     for field, ref, allowed in named:
-        name = ref.partition(":")[0]
+        name, _ = split_ref(ref)
         if name not in served:
             raise InvalidInput(f"{ref}: model {name} is not served", field, "served")
         if ref not in status:

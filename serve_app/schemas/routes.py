@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -16,6 +18,14 @@ class RouteOut(RouteConfig):
     endpoint: str
     updated_by: str = Field(description="The `sub` of the token that set the route.")
     updated_at: datetime
+
+    @classmethod
+    def stored(
+        cls, endpoint: str, config: Mapping[str, Any], updated_by: str, updated_at: datetime
+    ) -> RouteOut:
+        """A route as stored: its ``RouteConfig`` JSON and who set it when."""
+        fields = {"endpoint": endpoint, "updated_by": updated_by, "updated_at": updated_at}
+        return cls.model_validate({**config, **fields})
 
 
 class LatencyPercentiles(BaseModel):
