@@ -89,6 +89,23 @@ def until_served(api: httpx.Client, check: Callable[[httpx.Response], bool], *ar
         time.sleep(0.3)
 
 
+def shadow_copies(
+    api: httpx.Client, auditor: dict[str, str], head: int, answers: set[str]
+) -> list[dict[str, Any]]:
+    """The audit entries, after the first ``head``, of copies of ``answers`` (once all
+    are in, or after ``LIVE_WITHIN_S``): the copies run after the answers."""
+    deadline = time.monotonic() + LIVE_WITHIN_S
+    while True:
+        copies = [
+            e
+            for e in whole_trail(api, auditor)[head:]
+            if e["action"] == "inference" and e["details"].get("shadow_of") in answers
+        ]
+        if len(copies) >= len(answers) or time.monotonic() > deadline:
+            return copies
+        time.sleep(0.3)
+
+
 def many(api: httpx.Client, calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
     """Run ``calls`` concurrently over HTTP; one at a time in process (TestClient)."""
     if isinstance(api, TestClient):
@@ -182,16 +199,7 @@ def test_shadow_copies_are_stored_and_audited_but_never_returned(
     assert {(r.status_code, r.json()["arm"]) for r in answers} == {(200, arm)}
     assert all(shadow.split(":")[1] not in r.text for r in answers)
     ids = {r.json()["inference_id"] for r in answers}
-    deadline = time.monotonic() + LIVE_WITHIN_S
-    while True:  # the copies run after the answers: wait for them
-        copies = [
-            e
-            for e in whole_trail(api, auditor)[head:]
-            if e["action"] == "inference" and e["details"].get("shadow_of") in ids
-        ]
-        if len(copies) >= len(ids) or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    copies = shadow_copies(api, auditor, head, ids)
     assert {e["details"]["shadow_of"] for e in copies} == ids
     assert {(e["model_version"], e["details"]["arm"]) for e in copies} == {(shadow, shadow)}
     assert all(e["details"]["endpoint"] == endpoint for e in copies)
@@ -227,18 +235,10 @@ def test_a_batch_is_routed_image_by_image_with_its_shadow_copies(
     assert (body["successful"], body["failed"]) == (40, 1)
     arms = Counter(item["result"]["arm"] for item in body["results"][:40])
     assert set(arms) == {a, b}  # each image drew its own arm: both, with odds 1 - 2**-39
-    deadline = time.monotonic() + LIVE_WITHIN_S
-    while True:
-        copies = [
-            e
-            for e in whole_trail(api, auditor)[head:]
-            if e["details"].get("shadow_of") and e["details"]["batch_id"] == body["batch_id"]
-        ]
-        if len(copies) >= 40 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
     answered = {item["result"]["inference_id"] for item in body["results"][:40]}
+    copies = shadow_copies(api, auditor, head, answered)
     assert {e["details"]["shadow_of"] for e in copies} == answered
+    assert {e["details"]["batch_id"] for e in copies} == {body["batch_id"]}
     assert {e["model_version"] for e in copies} == {shadow}
 
 
