@@ -47,7 +47,12 @@ class Registry:
             if audit_writer is not None
             else DisabledTrail()
         )
-        self.registry = ModelRegistry(ModelStore(settings.model_store), trail, specs)
+        self.registry = ModelRegistry(
+            ModelStore(settings.model_store),
+            trail,
+            specs,
+            max_loaded_versions=settings.runtime.max_loaded_versions,
+        )
         # NOTE: without records (audit.enabled false, benchmarks) nothing can be promoted.
         self.fixed = ServingPlan(dict(specs)) if audit_writer is None else None
 

@@ -85,5 +85,11 @@ def create_local_app(
     trail = trail if trail is not None else MemoryTrail()
     backend = LocalBackend(settings)
     store = ModelStore(settings.model_store)
-    registry = ModelRegistry(store, trail, backend.specs, on_change=backend.pipeline.follow)
+    registry = ModelRegistry(
+        store,
+        trail,
+        backend.specs,
+        on_change=backend.pipeline.follow,
+        max_loaded_versions=settings.runtime.max_loaded_versions,
+    )
     return create_app(settings, backend, trail, registry, credentials)

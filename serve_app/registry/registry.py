@@ -27,7 +27,7 @@ from serve_app.registry.spec import ModelSpec
 from serve_app.registry.status import promotion, rollback
 from serve_app.registry.store import ModelStore, TamperedModel
 from serve_app.routing.ab import RouteConfig, split_ref
-from serve_app.routing.admission import check_retirements, check_route
+from serve_app.routing.admission import check_loaded, check_retirements, check_route, route_refs
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.schemas.models import ModelVersionOut
@@ -71,8 +71,10 @@ class ModelRegistry:
         trail: AuditTrail,
         defaults: Mapping[str, ModelSpec],
         on_change: Callable[[ServingPlan], None] | None = None,
+        max_loaded_versions: int = 4,
     ) -> None:
         self.store = store
+        self.max_loaded_versions = max_loaded_versions
         self.trail = trail
         self.defaults = dict(defaults)
         self._plan = ServingPlan(dict(defaults))
@@ -122,7 +124,7 @@ class ModelRegistry:
             for name, default in self.defaults.items()
         }
         routes = {route.endpoint: route for route in await self.trail.routes()}
-        refs = {ref for route in routes.values() for ref in _refs(route)}
+        refs = {ref for route in routes.values() for ref in route_refs(route)}
         routed = {ref: self.store.resolve(*split_ref(ref)) for ref in refs}
         plan = ServingPlan(models, routes, routed)
         if plan != self._plan:
@@ -197,7 +199,10 @@ class ModelRegistry:
         await self._ensure_started()
         async with self.lock:
             check_route(config, self.defaults, await self.trail.model_versions())
-            for ref in _refs(config):
+            production = [spec.ref for spec in self._plan.models.values()]
+            routes = await self.trail.routes()
+            check_loaded(endpoint, config, routes, production, self.max_loaded_versions)
+            for ref in route_refs(config):
                 await self._check_integrity(*split_ref(ref), caller)
             details = config.model_dump(mode="json")
             await self._record_route(caller, RouteChange(endpoint, details), details)
@@ -274,11 +279,6 @@ class ModelRegistry:
     async def _version(self, name: str, version: str) -> ModelVersionOut:
         (found,) = [v for v in await self.versions(name) if v.version == version]
         return found
-
-
-def _refs(route: RouteConfig) -> list[str]:
-    """Every ``name:version`` a route sends requests to."""
-    return [arm.model for arm in route.arms] + list(route.shadow)
 
 
 def _record(

@@ -4,7 +4,9 @@ An arm answers clinicians, so it must be validated (``validation`` or ``producti
 shadow only runs beside them, so any version not retired may be one. Every version must
 belong to a served model, whose replicas load it by hash. While a version is an arm, a
 promotion or rollback that would retire it is refused: end the experiment (change or
-delete the route) first, so a retired version never answers.
+delete the route) first, so a retired version never answers. And a model's replicas
+keep ``runtime.max_loaded_versions`` versions loaded: routes may not make a model serve
+more at once, or its replicas would reload sessions request after request.
 """
 
 from __future__ import annotations
@@ -38,6 +40,39 @@ def check_route(config: RouteConfig, served: Iterable[str], versions: Sequence[V
         if status[ref] not in allowed:
             wanted = " or ".join(sorted(allowed))
             raise Conflict(f"{ref} is {status[ref]}; it must be {wanted}", field, "status")
+
+
+def check_loaded(
+    endpoint: str,
+    config: RouteConfig,
+    routes: Iterable[RouteOut],
+    production: Iterable[str],
+    max_loaded: int,
+) -> None:
+    """Raise if, with ``config`` as ``endpoint``'s route, some model would have to keep
+    more than ``max_loaded`` versions loaded (its production one and every routed one):
+    its replicas would reload a version on every other request."""
+    refs = set(production) | set(route_refs(config))
+    for route in routes:
+        if route.endpoint != endpoint:
+            refs |= set(route_refs(route))
+    per_model: dict[str, int] = {}
+    for ref in refs:
+        name, _ = split_ref(ref)
+        per_model[name] = per_model.get(name, 0) + 1
+    for name, count in sorted(per_model.items()):
+        if count > max_loaded:
+            raise Conflict(
+                f"routes would serve {count} versions of {name} at once; its replicas keep"
+                f" {max_loaded} loaded (runtime.max_loaded_versions)",
+                field="arms",
+                rule="max-loaded-versions",
+            )
+
+
+def route_refs(route: RouteConfig) -> list[str]:
+    """Every ``name:version`` a route sends requests to."""
+    return [arm.model for arm in route.arms] + list(route.shadow)
 
 
 def check_retirements(changes: Iterable[StatusChange], routes: Iterable[RouteOut]) -> None:

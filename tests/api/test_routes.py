@@ -314,6 +314,10 @@ def test_versions_a_route_may_not_name_are_refused(
     assert_problem(shadow_retired, 409, "shadow.0", "status")
     assert api.get(f"/routes/{endpoint}", headers=engineer).status_code == 404
 
+    many_arms = {ref: 1 for ref in versions(4)}  # and production: 5 versions of the model
+    too_many = put_route(api, engineer, endpoint, many_arms)
+    assert_problem(too_many, 409, "arms", "max-loaded-versions")
+
     (tampered,) = versions(1)
     store = ModelStore(model_store)
     blob = store.blob_path(store.resolve(*tampered.split(":")).sha256)

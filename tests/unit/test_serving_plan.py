@@ -14,7 +14,7 @@ from serve_app.audit.events import StatusChange
 from serve_app.errors import Conflict, InvalidInput, NotFound
 from serve_app.registry.spec import ModelSpec
 from serve_app.routing.ab import RouteConfig
-from serve_app.routing.admission import check_retirements, check_route
+from serve_app.routing.admission import check_loaded, check_retirements, check_route
 from serve_app.routing.plan import ServingPlan
 from serve_app.routing.stats import summarize
 from serve_app.runtime.onnx_model import inspect_model
@@ -174,3 +174,22 @@ def test_stats_count_each_arm_with_its_latency_and_positive_rate_and_shadows_apa
     assert (second.model, second.count, second.positive_rate) == ("chest:2", 1, None)
     (shadow,) = stats.shadows
     assert (shadow.model, shadow.count, shadow.positive_rate) == ("chest:3", 1, 1.0)
+
+
+def test_routes_may_not_make_a_model_serve_more_versions_than_its_replicas_keep() -> None:
+    other = RouteOut(
+        endpoint="other",
+        arms=[{"model": "chest:2", "weight": 1}],
+        shadow=["chest:3"],
+        updated_by="eng",
+        updated_at=datetime.now(UTC),
+    )
+    production = ["chest:1", "derm:4"]
+    # chest:1 (production), chest:2 and chest:3 (the other route), chest:4: four.
+    check_loaded("ep", route({"chest:4": 1, "derm:5": 1}), [other], production, 4)
+    # The endpoint's own old route is replaced, not added to.
+    check_loaded("other", route({"chest:4": 1, "chest:5": 1}), [other], production, 4)
+    with pytest.raises(Conflict) as info:
+        check_loaded("ep", route({"chest:4": 1, "chest:5": 1}), [other], production, 4)
+    assert (info.value.field, info.value.rule) == ("arms", "max-loaded-versions")
+    assert "5 versions of chest" in info.value.detail
