@@ -41,6 +41,11 @@ class ArmStats(BaseModel):
     positive_rate: float | None = Field(
         description="Share of results whose positive class won; null for a model without one."
     )
+    agreement: float | None = Field(
+        None,
+        description="A shadow's share of predictions equal to the answer it ran beside (of"
+        " those whose answer was read too); null for an arm.",
+    )
 
 
 class RouteStats(BaseModel):

@@ -210,6 +210,8 @@ def test_shadow_copies_are_stored_and_audited_but_never_returned(
     (copies_stats,) = stats["shadows"]
     assert copies_stats["model"] == shadow
     assert copies_stats["count"] >= 20  # and the copies of the warm-up requests
+    # The same network with the same threshold: every copy agrees with its answer.
+    assert copies_stats["agreement"] == 1.0
     assert [a["model"] for a in stats["arms"]] == [arm]
 
 

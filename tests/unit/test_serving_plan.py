@@ -154,26 +154,36 @@ def test_retiring_an_arm_is_refused_and_retiring_a_shadow_is_not() -> None:
 
 @dataclass
 class Row:
+    inference_id: str
     arm: str | None
     latency_ms: float
     positive: bool | None
     shadow_of: str | None = None
 
+    @property
+    def prediction(self) -> str:
+        return "yes" if self.positive else "no"
+
 
 def test_stats_count_each_arm_with_its_latency_and_positive_rate_and_shadows_apart() -> None:
-    rows = [Row("chest:1", float(ms), ms % 4 == 0) for ms in range(1, 101)]
-    rows += [Row("chest:2", 7.0, None), Row("chest:3", 3.0, True, shadow_of="x")]
+    rows = [Row(f"a{ms}", "chest:1", float(ms), ms % 4 == 0) for ms in range(1, 101)]
+    rows += [Row("b", "chest:2", 7.0, None)]
+    # Copies of a1 (no), a4 (yes), a8 (yes), and of an answer not read (agreement skips it).
+    rows += [Row(f"s{i}", "chest:3", 3.0, True, shadow_of=of)
+             for i, of in enumerate(["a1", "a4", "a8", "gone"])]  # fmt: skip
 
     stats = summarize("ep", rows)
 
-    assert stats.results == 102
+    assert stats.results == 105
     first, second = stats.arms
     assert (first.model, first.count, first.positive_rate) == ("chest:1", 100, 0.25)
     assert first.latency_ms.p50 == pytest.approx(50.5)
     assert first.latency_ms.p99 == pytest.approx(99.01)
     assert (second.model, second.count, second.positive_rate) == ("chest:2", 1, None)
+    assert first.agreement is None
     (shadow,) = stats.shadows
-    assert (shadow.model, shadow.count, shadow.positive_rate) == ("chest:3", 1, 1.0)
+    assert (shadow.model, shadow.count, shadow.positive_rate) == ("chest:3", 4, 1.0)
+    assert shadow.agreement == pytest.approx(2 / 3, abs=1e-6)
 
 
 def test_routes_may_not_make_a_model_serve_more_versions_than_its_replicas_keep() -> None:
