@@ -229,6 +229,33 @@ class PeakRss(threading.Thread):
             time.sleep(0.5)
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time so far of each process of the tree, summed by role: a Serve replica by its
+    deployment (``ray::ServeReplica:medai:Ingress`` is ``Ingress``), others by name."""
+    root, spent = psutil.Process(pid), {}
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            first = proc.cmdline()[0] if proc.cmdline() else proc.name()
+            role = first.rpartition(":")[2] if first.startswith("ray::") else proc.name()
+            times = proc.cpu_times()
+            spent[role] = spent.get(role, 0.0) + times.user + times.system
+    return spent
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: float) -> str:
+    """The heaviest roles' CPU milliseconds per request between two ``cpu_seconds``."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    top = sorted(spent.items(), key=lambda kv: -kv[1])
+    shown = [f"{role} {1000 * s / requests:.2f}" for role, s in top[:5]]
+    rest = sum(s for _, s in top[5:])
+    total = sum(spent.values())
+    return (
+        f"{1000 * total / requests:.2f} ms: "
+        + ", ".join(shown)
+        + f", rest {1000 * rest / requests:.2f}"
+    )
+
+
 def wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
     out = subprocess.run(
         [
@@ -327,12 +354,14 @@ def main() -> int:
             rss.start()
             wrk(url, script, 8, 3)  # warm-up: batch queues, autoscaling, JIT caches
             for c in [int(x) for x in args.concurrency.split(",")]:
+                before = cpu_seconds(server.pid)
                 r = wrk(url, script, c, args.duration)
+                cpu = cpu_per_request(before, cpu_seconds(server.pid), r["requests"])
                 rows.append((kind, c, r, rss.peak))
                 print(
                     f"  {kind:18} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
                     f"p50 {r['p50_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
-                    f"errors {r['errors'] + r['non_2xx']}",
+                    f"errors {r['errors'] + r['non_2xx']}\n    CPU per request {cpu}",
                     flush=True,
                 )
             rss.running = False
