@@ -163,7 +163,7 @@ class ModelRegistry:
         await self._ensure_started()
         async with self.lock:
             changes = promotion(await self.trail.model_versions(name), name, version, to)
-            check_retirements(changes, await self.trail.routes())
+            check_retirements(changes, self._plan.routes.values())
             if to is ModelStatus.PRODUCTION:
                 await self._check_integrity(name, version, caller)
             await self._record(caller, AuditAction.MODEL_PROMOTE, changes, {"to": str(to)})
@@ -177,22 +177,24 @@ class ModelRegistry:
         await self._ensure_started()
         async with self.lock:
             changes = rollback(await self.trail.model_versions(name), name, to_version)
-            check_retirements(changes, await self.trail.routes())
+            check_retirements(changes, self._plan.routes.values())
             await self._check_integrity(name, to_version, caller)
             details = {"to_version": to_version}
             await self._record(caller, AuditAction.MODEL_ROLLBACK, changes, details)
             await self._refresh()
         return await self.versions(name)
 
+    # NOTE: routes are read from the plan: this registry makes every change and refreshes
+    # the plan from the records after each, so the plan is the records' current state.
     async def routes(self) -> list[RouteOut]:
         await self._ensure_started()
-        return await self.trail.routes()
+        return [self._plan.routes[endpoint] for endpoint in sorted(self._plan.routes)]
 
     async def route(self, endpoint: str) -> RouteOut:
-        for route in await self.routes():
-            if route.endpoint == endpoint:
-                return route
-        raise NotFound(f"no route for endpoint {endpoint}", field="endpoint", rule="routed")
+        await self._ensure_started()
+        if (route := self._plan.routes.get(endpoint)) is None:
+            raise NotFound(f"no route for endpoint {endpoint}", field="endpoint", rule="routed")
+        return route
 
     async def set_route(self, endpoint: str, config: RouteConfig, caller: Principal) -> RouteOut:
         """Route ``endpoint`` by ``config`` from now on: every version admitted and intact."""
@@ -200,7 +202,7 @@ class ModelRegistry:
         async with self.lock:
             check_route(config, self.defaults, await self.trail.model_versions())
             production = [spec.ref for spec in self._plan.models.values()]
-            routes = await self.trail.routes()
+            routes = self._plan.routes.values()
             check_loaded(endpoint, config, routes, production, self.max_loaded_versions)
             for ref in route_refs(config):
                 await self._check_integrity(*split_ref(ref), caller)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from serve_app.errors import NotFound
 from serve_app.registry.spec import ModelSpec
-from serve_app.routing.ab import RouteConfig, choose_arm
+from serve_app.routing.ab import choose_arm
+from serve_app.schemas.routes import RouteOut
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Target:
 class ServingPlan:
     models: Mapping[str, ModelSpec]
     """Served model name to the version it answers with (production)."""
-    routes: Mapping[str, RouteConfig] = field(default_factory=dict)
+    routes: Mapping[str, RouteOut] = field(default_factory=dict)
     """Endpoint to route; an endpoint may be a served model's name, overriding it."""
     routed: Mapping[str, ModelSpec] = field(default_factory=dict)
     """Spec of every ``name:version`` the routes name."""
