@@ -31,7 +31,7 @@ def build_app(args: dict[str, Any]) -> Application:
     settings = Settings(**args)
     load_credentials(settings)  # refuse a configuration the ingress would refuse, early
     store = ModelStore(settings.model_store)
-    specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
+    specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
     runners = {
         name: ModelRunner.options(name=runner_name(name)).bind(settings, spec)
         for name, spec in specs.items()

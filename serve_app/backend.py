@@ -28,7 +28,7 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         store = ModelStore(settings.model_store)
-        self.specs = {m.name: store.resolve(m.name, m.version) for m in settings.models}
+        self.specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
         self.versions = LoadedVersions(store, settings.runtime)
         for spec in self.specs.values():
             self.versions.load(spec)

@@ -188,7 +188,9 @@ class ModelConfig(BaseModel):
 
     name: str
     version: str | None = None
-    """Version to serve; ``None`` serves the newest registered version."""
+    """Version to start with; ``None`` starts with the first version the store held for
+    the name. A served model with no registered version is adopted at that version as
+    production; from then on it serves its production version in the registry."""
     max_batch_size: int = Field(16, ge=1, le=1024)
     """Largest dynamic batch one ONNX Runtime call takes."""
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1)

@@ -56,6 +56,15 @@ class ModelStore:
             raise NotFound(f"model {ref} is not registered", field="model", rule="registered")
         return matches[-1]
 
+    def starting(self, name: str, version: str | None = None) -> ModelSpec:
+        """What a served model starts with: ``name:version``, or without a version the
+        first version the store held for ``name``. Not the newest: that may be an upload
+        still in development, and the registry decides what serves after start."""
+        if version is not None:
+            return self.resolve(name, version)
+        first = next((s for s in self.specs() if s.name == name), None)
+        return first if first is not None else self.resolve(name)
+
     def by_hash(self, sha256: str) -> ModelSpec:
         """The spec of a version stored under this file hash (any one, if several share it)."""
         for spec in self.specs():

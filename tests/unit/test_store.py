@@ -169,3 +169,14 @@ def test_no_temporary_files_are_left_behind(store: ModelStore) -> None:
 
     leftovers = [p.name for p in store.root.rglob(".*")]
     assert leftovers == []
+
+
+def test_a_served_model_starts_with_the_first_version_not_a_later_upload(
+    store: ModelStore,
+) -> None:
+    first = add(store, "chest", "1", model(0.5))
+    later = add(store, "chest", "2-dev", model(0.6))
+
+    assert store.starting("chest") == first
+    assert store.starting("chest", "2-dev") == later
+    assert store.resolve("chest") == later  # resolve keeps meaning the newest
