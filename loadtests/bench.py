@@ -39,7 +39,7 @@ import psutil
 import yaml
 
 from loadtests.payloads import BODIES, PATHS, image_for
-from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models, local_token
+from serve_app.cli import build_demo_models, local_token, serve_env
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.demo_models import DEMO_MODELS
 from serve_app.preprocessing import prepare
@@ -165,8 +165,7 @@ def start_server(
             "warning",
         ]
     else:
-        if kind == "serve-ht":
-            env |= HIGH_THROUGHPUT_ENV
+        env = serve_env(kind == "serve-ht") | env  # NOTE: as `medai serve`; the caller's own win
         cmd = [
             str(bin_dir / "serve"),
             "run",

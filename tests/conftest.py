@@ -18,13 +18,12 @@ import pytest
 
 from serve_app.auth.credentials import Credentials, load_credentials
 from serve_app.auth.tokens import mint
-from serve_app.cli import HIGH_THROUGHPUT_ENV, build_demo_models
+from serve_app.cli import build_demo_models, serve_env
 from serve_app.settings import Settings
 
 # NOTE: Ray reads these when ray.serve is first imported and when Ray starts, so
 # they are set here, before any test module imports Ray.
-if os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput":
-    os.environ.update(HIGH_THROUGHPUT_ENV)
+os.environ.update(serve_env(os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput"))
 # The secrets every test's server runs with, as a deployment would have them: in the
 # environment, which the Ray workers inherit. Fresh each session.
 os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)

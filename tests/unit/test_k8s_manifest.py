@@ -10,6 +10,7 @@ import ray
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from serve_app.cli import serve_env
 from serve_app.settings import REPO_ROOT
 
 SECRET_WORDS = ("SECRET", "KEY", "PASSWORD", "TOKEN")
@@ -75,6 +76,12 @@ def test_every_container_gets_the_settings_and_the_secret_reference() -> None:
         assert env["MEDAI_ENVIRONMENT"] == "production"
         assert env["MEDAI_MODEL_STORE"] == "/models"
         assert {"secretRef": {"name": "medai-secrets", "optional": False}} in container["envFrom"]
+
+
+def test_every_container_runs_ray_as_medai_serve_does() -> None:
+    for container in containers():
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        assert serve_env(high_throughput=True).items() <= env.items()
 
 
 def test_no_literal_secret_in_the_manifests() -> None:
