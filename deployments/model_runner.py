@@ -12,8 +12,13 @@ from serve_app.registry.lifecycle import Lifecycle, ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
 from serve_app.runtime.batch import split, stack
+from serve_app.runtime.combiner import Combiner
 from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
+
+HANDED_OVER_BATCHES = 1024
+"""Batches ``@serve.batch`` may hand the combiner at once: in effect no limit, since
+each request in flight is already bounded by the deployment's max_ongoing_requests."""
 
 
 def rows(tensors: list[np.ndarray]) -> int:
@@ -26,8 +31,10 @@ class ModelRunner:
     """One model's versions on ONNX Runtime sessions per replica, with dynamic batching.
 
     Requests are (n, ...) tensors already shaped by the preprocessor for a version
-    named by its file hash; concurrent ones are stacked into one ONNX Runtime call of
-    up to ``max_batch_size`` images per version. A version not loaded yet is loaded
+    named by its file hash. ``@serve.batch`` gathers those that arrive within
+    ``batch_wait_timeout_s``; the combiner runs every batch that queued while the
+    model was busy as one ONNX Runtime call of up to ``max_batch_size`` images per
+    version, ``max_concurrent_batches`` calls at a time. A version not loaded yet is loaded
     (hash verified) on its first request, so a hot swap needs no restart. Bound once
     per served model as the deployment ``model-<name>``.
     """
@@ -49,12 +56,14 @@ class ModelRunner:
         except Exception:
             self.lifecycle.transition(ModelState.FAILED)
             raise
-        # NOTE: decorated here, not on the class, because max_concurrent_batches has
-        # no setter and differs per model. A fixed batch axis takes one image per call.
+        # NOTE: decorated here, not on the class, because the batch size differs per
+        # model. A fixed batch axis takes one image per call.
+        max_rows = config.max_batch_size if spec.dynamic_batch else 1
+        self.combiner = Combiner(self._run, max_rows, slots=config.max_concurrent_batches)
         self.infer = serve.batch(
-            max_batch_size=config.max_batch_size if spec.dynamic_batch else 1,
+            max_batch_size=max_rows,
             batch_wait_timeout_s=config.batch_wait_timeout_s,
-            max_concurrent_batches=config.max_concurrent_batches,
+            max_concurrent_batches=HANDED_OVER_BATCHES,
             batch_size_fn=rows,
         )(self._run_batch)
         self.calls = self.images = self.batches = self.largest_batch = 0
@@ -62,14 +71,9 @@ class ModelRunner:
         self.lifecycle.transition(ModelState.READY)
 
     async def _run_batch(self, tensors: list[np.ndarray], hashes: list[str]) -> list[np.ndarray]:
-        """Run each version's share of the batch (during a hot swap there are two)."""
-        results: list[np.ndarray] = [np.empty(0)] * len(tensors)
-        for sha256 in dict.fromkeys(hashes):
-            indices = [i for i, h in enumerate(hashes) if h == sha256]
-            outputs = await self._run(sha256, [tensors[i] for i in indices])
-            for i, rows in zip(indices, outputs, strict=True):
-                results[i] = rows
-        return results
+        """Queue each request for its version (during a hot swap there are two)."""
+        submitted = (self.combiner.submit(h, t) for t, h in zip(tensors, hashes, strict=True))
+        return list(await asyncio.gather(*submitted))
 
     async def _run(self, sha256: str, tensors: list[np.ndarray]) -> list[np.ndarray]:
         model = await self.versions.get(sha256)

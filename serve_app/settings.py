@@ -194,9 +194,11 @@ class ModelConfig(BaseModel):
     max_batch_size: int = Field(16, ge=1, le=1024)
     """Largest dynamic batch one ONNX Runtime call takes."""
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1)
-    """How long a partial batch waits for more requests."""
+    """How long the first request to an idle model waits for company; while the model is
+    busy, requests queue and run together anyway."""
     max_concurrent_batches: int = Field(1, ge=1, le=64)
-    """Batches one replica runs at once, each in its own thread on one shared session."""
+    """ONNX Runtime calls one replica runs at once, each in its own thread on one shared
+    session; the next call takes everything queued meanwhile."""
     intra_op_threads: int | None = Field(None, ge=0, le=256)
     """ONNX Runtime threads per call for this model; ``None`` uses ``runtime.intra_op_threads``."""
 

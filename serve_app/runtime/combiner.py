@@ -1,0 +1,99 @@
+"""Runs the requests that queued while a model was busy as one batch.
+
+Ray's ``@serve.batch`` forms each batch as soon as its wait ends, even while the
+model is still running the previous one, so a busy model is handed many small
+batches (1.7 images on average for ResNet-50 at 8 concurrent clients). Here the
+batches it forms queue until the model has a free run slot; the slot then takes
+every queued request of the oldest request's version, up to ``max_rows`` images,
+in one call: the batch grows with the load, as in Triton's dynamic batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RunFn = Callable[[str, list[np.ndarray]], Awaitable[list[np.ndarray]]]
+"""Runs one version (by key) on requests' tensors; returns each request's output rows."""
+
+
+@dataclass(eq=False)  # NOTE: queued requests are told apart by identity
+class _Queued:
+    key: str
+    tensor: np.ndarray
+    result: asyncio.Future[np.ndarray] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Combiner:
+    """Queue of request tensors in front of ``run``, drained ``slots`` runs at a time."""
+
+    def __init__(self, run: RunFn, max_rows: int, slots: int = 1) -> None:
+        self._run = run
+        self._max_rows = max_rows
+        self._slots = asyncio.Semaphore(slots)
+        self._queue: list[_Queued] = []
+        self._wake = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # NOTE: the loop keeps weak references
+
+    async def submit(self, key: str, tensor: np.ndarray) -> np.ndarray:
+        """Queue one request, an (n, ...) tensor, for version ``key``; its n output rows."""
+        queued = _Queued(key, tensor)
+        self._queue.append(queued)
+        self._wake.set()
+        if self._drainer is None or self._drainer.done():
+            # NOTE: started on first use, on the replica's own event loop.
+            self._drainer = asyncio.create_task(self._drain())
+        return await queued.result
+
+    def _take(self) -> list[_Queued]:
+        """The oldest request and every later one of its version that fits in ``max_rows``."""
+        waiting = [q for q in self._queue if not q.result.done()]  # NOTE: callers gone
+        taken: list[_Queued] = []
+        self._queue, rows = [], 0
+        for queued in waiting:
+            if not taken or (
+                queued.key == taken[0].key and rows + len(queued.tensor) <= self._max_rows
+            ):
+                taken.append(queued)
+                rows += len(queued.tensor)
+            else:
+                self._queue.append(queued)
+        return taken
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._slots.acquire()  # NOTE: the queue grows while every slot runs
+                taken = self._take()
+                if not taken:
+                    self._slots.release()
+                    break
+                task = asyncio.create_task(self._run_taken(taken))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _run_taken(self, taken: list[_Queued]) -> None:
+        try:
+            outputs = await self._run(taken[0].key, [q.tensor for q in taken])
+        except asyncio.CancelledError:
+            for queued in taken:
+                queued.result.cancel()
+            raise
+        except Exception as error:
+            for queued in taken:
+                if not queued.result.done():
+                    queued.result.set_exception(error)
+        else:
+            for queued, output in zip(taken, outputs, strict=True):
+                if not queued.result.done():
+                    queued.result.set_result(output)
+        finally:
+            self._slots.release()
