@@ -64,7 +64,7 @@ end
 """
 
 DEMO_VERSIONS = {demo.name: demo.version for demo in DEMO_MODELS}
-BENCH_MODEL_CONFIG = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}
+BENCH_MODEL_CONFIG = {"max_batch_size": 8, "batch_wait_timeout_s": 0.0}
 """Settings for a benchmarked model that serve_config.yaml does not serve."""
 BENCH_MODEL_DEPLOYMENT = {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.25}}
 
@@ -228,22 +228,34 @@ class PeakRss(threading.Thread):
             time.sleep(0.5)
 
 
-def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time so far of each process of the tree, summed by role: a Serve replica by its
-    deployment (``ray::ServeReplica:medai:Ingress`` is ``Ingress``), others by name."""
+def cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Each process of the tree: its role and its CPU time so far. A Serve replica's role
+    is its deployment (``ray::ServeReplica:medai:Ingress.handle_request`` is ``Ingress``),
+    other processes go by name.
+
+    NOTE: keyed by pid, because Ray renames an actor's process after the method it runs.
+    """
     root, spent = psutil.Process(pid), {}
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             first = proc.cmdline()[0] if proc.cmdline() else proc.name()
-            role = first.rpartition(":")[2] if first.startswith("ray::") else proc.name()
+            role = (
+                first.rpartition(":")[2].partition(".")[0]
+                if first.startswith("ray::")
+                else proc.name()
+            )
             times = proc.cpu_times()
-            spent[role] = spent.get(role, 0.0) + times.user + times.system
+            spent[proc.pid] = (role, times.user + times.system)
     return spent
 
 
-def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: float) -> str:
+def cpu_per_request(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], requests: float
+) -> str:
     """The heaviest roles' CPU milliseconds per request between two ``cpu_seconds``."""
-    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        spent[role] = spent.get(role, 0.0) + seconds - before.get(pid, (role, 0.0))[1]
     top = sorted(spent.items(), key=lambda kv: -kv[1])
     shown = [f"{role} {1000 * s / requests:.2f}" for role, s in top[:5]]
     rest = sum(s for _, s in top[5:])
