@@ -39,7 +39,7 @@ def test_model_config_defaults() -> None:
 
     assert model.version is None
     assert model.max_batch_size == 16
-    assert model.batch_wait_timeout_s == 0.005
+    assert model.batch_wait_timeout_s == 0.0
     assert model.max_concurrent_batches == 1
 
 
