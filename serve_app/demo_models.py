@@ -175,6 +175,34 @@ def _bottleneck(g: _GraphBuilder, x: str, width: int, stride: int, project: bool
     return g.relu(g.op("Add", y, shortcut))
 
 
+def _basic_block(g: _GraphBuilder, x: str, width: int, stride: int, project: bool) -> str:
+    y = g.relu(g.conv(x, width, 3, stride=stride))
+    y = g.conv(y, width, 3, gain=_RESIDUAL_GAIN)
+    shortcut = g.conv(x, width, 1, stride=stride) if project else x
+    return g.relu(g.op("Add", y, shortcut))
+
+
+def _imagenet_bench(g: _GraphBuilder, name: str, x: str) -> bytes:
+    logits = g.head(x, 1000, out="logits", gain=_HEAD_GAIN)
+    probs = g.op("Softmax", logits, out="probabilities", axis=1)
+    labels = [f"class_{i}" for i in range(1000)]
+    props = _props(labels, 0.5, _IMAGENET_MEAN, _IMAGENET_STD, "probabilities", "benchmark")
+    return g.serialize(name, probs, ["batch", 1000], props)
+
+
+def build_resnet18_bench() -> bytes:
+    """ResNet-18-shaped benchmark (~11.7M parameters, ~1.8 GFLOPs): the size of the small
+    CNNs common in clinical imaging, and of the "small CNN" behind issue 2's targets."""
+    g = _GraphBuilder(seed=18, input_name="images", input_shape=["batch", 3, 224, 224])
+    x = g.relu(g.conv(g.input, 64, 7, stride=2))
+    x = g.op("MaxPool", x, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    for stage, width in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(g, x, width, stride, project=stage > 0 and block == 0)
+    return _imagenet_bench(g, "resnet18-bench", x)
+
+
 def build_resnet50_bench() -> bytes:
     """ResNet-50-shaped benchmark (~25.5M parameters, ~4.1 GFLOPs), batch-norm folded."""
     g = _GraphBuilder(seed=50, input_name="images", input_shape=["batch", 3, 224, 224])
@@ -184,15 +212,12 @@ def build_resnet50_bench() -> bytes:
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
             x = _bottleneck(g, x, width, stride, project=block == 0)
-    logits = g.head(x, 1000, out="logits", gain=_HEAD_GAIN)
-    probs = g.op("Softmax", logits, out="probabilities", axis=1)
-    labels = [f"class_{i}" for i in range(1000)]
-    props = _props(labels, 0.5, _IMAGENET_MEAN, _IMAGENET_STD, "probabilities", "benchmark")
-    return g.serialize("resnet50-bench", probs, ["batch", 1000], props)
+    return _imagenet_bench(g, "resnet50-bench", x)
 
 
 DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("chest-xray-demo", "1.0.0", build_chest_xray_demo, on_demand=False),
     DemoModel("derm-demo", "1.0.0", build_derm_demo, on_demand=False),
+    DemoModel("resnet18-bench", "1.0.0", build_resnet18_bench, on_demand=True),
     DemoModel("resnet50-bench", "1.0.0", build_resnet50_bench, on_demand=True),
 )

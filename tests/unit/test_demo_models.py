@@ -13,6 +13,7 @@ from serve_app.demo_models import (
     DEMO_MODELS,
     build_chest_xray_demo,
     build_derm_demo,
+    build_resnet18_bench,
     build_resnet50_bench,
 )
 
@@ -60,20 +61,23 @@ EXPECTED = {
             "medai.clinical_domain": "dermatology",
         },
     ),
-    "resnet50-bench": Expected(
-        "images",
-        (3, 224, 224),
-        "probabilities",
-        1000,
-        {
-            "medai.labels": [f"class_{i}" for i in range(1000)],
-            "medai.threshold": 0.5,
-            "medai.mean": IMAGENET_MEAN,
-            "medai.std": IMAGENET_STD,
-            "medai.output_kind": "probabilities",
-            "medai.clinical_domain": "benchmark",
-        },
-    ),
+    **{
+        name: Expected(
+            "images",
+            (3, 224, 224),
+            "probabilities",
+            1000,
+            {
+                "medai.labels": [f"class_{i}" for i in range(1000)],
+                "medai.threshold": 0.5,
+                "medai.mean": IMAGENET_MEAN,
+                "medai.std": IMAGENET_STD,
+                "medai.output_kind": "probabilities",
+                "medai.clinical_domain": "benchmark",
+            },
+        )
+        for name in ("resnet18-bench", "resnet50-bench")
+    },
 }
 BUILDERS = {m.name: m.build for m in DEMO_MODELS}
 NAMES = list(EXPECTED)
@@ -94,11 +98,11 @@ def param_count(model_bytes: bytes) -> int:
     return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
 
 
-def test_catalog_lists_the_three_models_and_only_the_benchmark_is_on_demand() -> None:
+def test_catalog_lists_the_models_and_only_the_benchmarks_are_on_demand() -> None:
     assert [m.name for m in DEMO_MODELS] == NAMES
     assert {m.version for m in DEMO_MODELS} == {"1.0.0"}
-    assert [m.name for m in DEMO_MODELS if m.on_demand] == ["resnet50-bench"]
-    builders = [build_chest_xray_demo, build_derm_demo, build_resnet50_bench]
+    assert [m.name for m in DEMO_MODELS if m.on_demand] == ["resnet18-bench", "resnet50-bench"]
+    builders = [build_chest_xray_demo, build_derm_demo, build_resnet18_bench, build_resnet50_bench]
     assert [m.build for m in DEMO_MODELS] == builders
 
 
@@ -165,3 +169,7 @@ def test_chest_xray_demo_is_small() -> None:
 
 def test_resnet50_bench_has_resnet50_parameter_count() -> None:
     assert 25e6 < param_count(built("resnet50-bench")) < 26e6
+
+
+def test_resnet18_bench_has_resnet18_parameter_count() -> None:
+    assert 11e6 < param_count(built("resnet18-bench")) < 12e6
