@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         dest="action", required=True
     )
     build = models.add_parser("build-demo", help="build the demo models into the store")
-    build.add_argument("--bench", action="store_true", help="also the ResNet-50 benchmark model")
+    build.add_argument(
+        "--bench", action="store_true", help="also the ResNet-18/50 benchmark models"
+    )
     build.set_defaults(func=cmd_build_demo)
     add_model_commands(models, REPO_ROOT / "serve_config.yaml")
     routes = sub.add_parser("routes", help="A/B routes").add_subparsers(
