@@ -2,7 +2,7 @@
 
 Ray's ``@serve.batch`` forms each batch as soon as its wait ends, even while the
 model is still running the previous one, so a busy model is handed many small
-batches (1.7 images on average for ResNet-50 at 8 concurrent clients). Here the
+batches (1.8 images on average for ResNet-50 at 8 concurrent clients). Here the
 batches it forms queue until the model has a free run slot; the slot then takes
 every queued request of the oldest request's version, up to ``max_rows`` images,
 in one call: the batch grows with the load, as in Triton's dynamic batcher.
