@@ -19,9 +19,10 @@ HIGH_THROUGHPUT_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_O
 SERVE_ENV = {"RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5"}
 """Ray settings for serving in either mode.
 
-NOTE: Ray Serve's controller reconciles ten times a second by default, which took
-~6 ms of CPU per ResNet-50 request on 2 cores; twice a second still reacts to
-autoscaling and failed replicas within a second (measured: loadtests/README.md).
+NOTE: Ray Serve's controller reconciles ten times a second by default, each pass
+also querying the GCS; on 2 cores, twice a second served ~9% more requests and
+still reacts to autoscaling and failed replicas within a second (measured:
+loadtests/README.md).
 """
 
 
