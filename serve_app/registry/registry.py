@@ -71,7 +71,8 @@ class ModelRegistry:
         trail: AuditTrail,
         defaults: Mapping[str, ModelSpec],
         on_change: Callable[[ServingPlan], None] | None = None,
-        max_loaded_versions: int = 4,
+        *,
+        max_loaded_versions: int,
     ) -> None:
         self.store = store
         self.max_loaded_versions = max_loaded_versions

@@ -11,6 +11,7 @@ more at once, or its replicas would reload sessions request after request.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from serve_app.audit.events import StatusChange
@@ -56,10 +57,7 @@ def check_loaded(
     for route in routes:
         if route.endpoint != endpoint:
             refs |= set(route_refs(route))
-    per_model: dict[str, int] = {}
-    for ref in refs:
-        name, _ = split_ref(ref)
-        per_model[name] = per_model.get(name, 0) + 1
+    per_model = Counter(split_ref(ref)[0] for ref in refs)
     for name, count in sorted(per_model.items()):
         if count > max_loaded:
             raise Conflict(

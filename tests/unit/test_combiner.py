@@ -40,12 +40,18 @@ async def started(model: GatedModel, runs: int) -> None:
         await asyncio.sleep(0)
 
 
+async def busy(model: GatedModel, combiner: Combiner, key: str = "v1") -> asyncio.Task[np.ndarray]:
+    """Submit ``request(0)`` for ``key`` and return once it runs (held by the gate)."""
+    first = asyncio.create_task(combiner.submit(key, request(0)))
+    await started(model, 1)
+    return first
+
+
 def test_requests_queued_behind_a_running_batch_run_as_one_batch() -> None:
     async def scenario() -> tuple[GatedModel, list[np.ndarray]]:
         model = GatedModel()
         combiner = Combiner(model.run, max_rows=16)
-        first = asyncio.create_task(combiner.submit("v1", request(0)))
-        await started(model, 1)
+        first = await busy(model, combiner)
         later = [asyncio.create_task(combiner.submit("v1", request(i))) for i in range(1, 6)]
         await asyncio.sleep(0.01)
         assert len(model.runs) == 1  # NOTE: nothing else runs while the only slot is busy
@@ -62,8 +68,7 @@ def test_a_queued_batch_stops_at_max_rows_and_keeps_request_order() -> None:
     async def scenario() -> tuple[GatedModel, list[np.ndarray]]:
         model = GatedModel()
         combiner = Combiner(model.run, max_rows=4)
-        first = asyncio.create_task(combiner.submit("v1", request(0)))
-        await started(model, 1)
+        first = await busy(model, combiner)
         # requests of 1, 3, 2, 1, 1 rows: 1 + 3 fit in 4; 2 + 1 + 1 in the next
         later = [
             asyncio.create_task(combiner.submit("v1", request(i, rows)))
@@ -84,8 +89,7 @@ def test_versions_never_share_a_run() -> None:
     async def scenario() -> GatedModel:
         model = GatedModel()
         combiner = Combiner(model.run, max_rows=16)
-        first = asyncio.create_task(combiner.submit("v1", request(0)))
-        await started(model, 1)
+        first = await busy(model, combiner)
         later = [
             asyncio.create_task(combiner.submit(key, request(i)))
             for i, key in enumerate(["v2", "v1", "v2", "v1"])
@@ -119,8 +123,7 @@ def test_a_failed_run_fails_its_own_requests_only_and_the_next_runs() -> None:
     async def scenario() -> list[object]:
         model = GatedModel(fail_on="bad")
         combiner = Combiner(model.run, max_rows=16)
-        first = asyncio.create_task(combiner.submit("ok", request(0)))
-        await started(model, 1)
+        first = await busy(model, combiner, "ok")
         bad = asyncio.create_task(combiner.submit("bad", request(1, rows=2)))
         good = asyncio.create_task(combiner.submit("ok", request(3)))
         await asyncio.sleep(0.01)
@@ -137,8 +140,7 @@ def test_a_caller_gone_before_its_turn_is_not_run() -> None:
     async def scenario() -> GatedModel:
         model = GatedModel()
         combiner = Combiner(model.run, max_rows=16)
-        first = asyncio.create_task(combiner.submit("v1", request(0)))
-        await started(model, 1)
+        first = await busy(model, combiner)
         gone = asyncio.create_task(combiner.submit("v1", request(1, rows=3)))
         kept = asyncio.create_task(combiner.submit("v1", request(2)))
         await asyncio.sleep(0.01)

@@ -40,6 +40,11 @@ def route(
     )
 
 
+def stored(endpoint: str, arms: dict[str, float], shadow: tuple[str, ...] = ()) -> RouteOut:
+    config = route(arms, shadow).model_dump(mode="json")
+    return RouteOut.stored(endpoint, config, "eng", datetime.now(UTC))
+
+
 def plan(**routes: RouteConfig) -> ServingPlan:
     refs = {"chest:1", "chest:2", "chest:3", "derm:5"}
     return ServingPlan(
@@ -138,13 +143,7 @@ def test_routes_naming_what_may_not_serve_are_refused(
 
 
 def test_retiring_an_arm_is_refused_and_retiring_a_shadow_is_not() -> None:
-    routed = RouteOut(
-        endpoint="ep",
-        arms=[{"model": "chest:1", "weight": 1}],
-        shadow=["chest:3"],
-        updated_by="eng",
-        updated_at=datetime.now(UTC),
-    )
+    routed = stored("ep", {"chest:1": 1}, shadow=("chest:3",))
     with pytest.raises(Conflict) as info:
         check_retirements([StatusChange("chest", "1", "retired")], [routed])
     assert info.value.rule == "routed" and "ep" in info.value.detail
@@ -187,13 +186,7 @@ def test_stats_count_each_arm_with_its_latency_and_positive_rate_and_shadows_apa
 
 
 def test_routes_may_not_make_a_model_serve_more_versions_than_its_replicas_keep() -> None:
-    other = RouteOut(
-        endpoint="other",
-        arms=[{"model": "chest:2", "weight": 1}],
-        shadow=["chest:3"],
-        updated_by="eng",
-        updated_at=datetime.now(UTC),
-    )
+    other = stored("other", {"chest:2": 1}, shadow=("chest:3",))
     production = ["chest:1", "derm:4"]
     # chest:1 (production), chest:2 and chest:3 (the other route), chest:4: four.
     check_loaded("ep", route({"chest:4": 1, "derm:5": 1}), [other], production, 4)
