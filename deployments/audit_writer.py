@@ -85,6 +85,8 @@ class AuditWriter:
             await asyncio.sleep(every_s)
             try:
                 await self.trail.writer.checkpoint_if_due()
+            except ServiceUnavailable:
+                pass  # stand-by or halted: the writer logged why when it happened
             except Exception:
                 log.exception("audit checkpoint failed; retrying next period")
 

@@ -142,7 +142,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def verify_trail(settings: Settings) -> dict[str, object]:
-    """Recompute the stored chain and hold it to the signed checkpoints; writes nothing."""
+    """Recompute the stored chain and hold it to the signed checkpoints; writes nothing.
+
+    Raises ``ConfigurationError`` when there is no database (or an unmigrated one).
+    """
+    from serve_app.audit.writer import AuditWriter
+    from serve_app.auth.credentials import load_credentials
+    from serve_app.schemas.audit import ChainVerification
+    from serve_app.storage import open_database
+
+    credentials = load_credentials(settings, need={"audit_signing_key"})
+    async with await open_database(settings, migrate=False) as database:
+        writer = AuditWriter.from_settings(settings, credentials, database)
+        return ChainVerification.model_validate(await writer.verify()).model_dump(mode="json")
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from serve_app.auth.credentials import ConfigurationError
+
+    try:
+        verification = asyncio.run(verify_trail(config_settings(args.config)))
+    except ConfigurationError as error:
+        print(f"medai audit verify: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(verification, indent=2))
+    return 0 if verification["valid"] else 1
+
+
+async def reanchor_trail(settings: Settings, actor: str, reason: str) -> dict[str, object]:
+    """Record the operator's decision in the chain and sign over it (see AuditWriter)."""
+    from dataclasses import asdict
+
     from serve_app.audit.writer import AuditWriter
     from serve_app.auth.credentials import load_credentials
     from serve_app.schemas.audit import ChainVerification
@@ -151,16 +184,46 @@ async def verify_trail(settings: Settings) -> dict[str, object]:
     credentials = load_credentials(settings, need={"audit_signing_key"})
     async with await open_database(settings) as database:
         writer = AuditWriter.from_settings(settings, credentials, database)
-        return ChainVerification.model_validate(await writer.verify()).model_dump()
+        try:
+            checkpoint, found = await writer.reanchor(actor, reason)
+        finally:
+            await writer.close()
+        return {
+            "checkpoint": asdict(checkpoint),
+            "verification_before": ChainVerification.model_validate(found).model_dump(
+                mode="json"
+            ),
+        }
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
+def cmd_audit_reanchor(args: argparse.Namespace) -> int:
     import asyncio
+    import getpass
     import json
 
-    verification = asyncio.run(verify_trail(config_settings(args.config)))
-    print(json.dumps(verification, indent=2))
-    return 0 if verification["valid"] else 1
+    from serve_app.auth.credentials import ConfigurationError
+    from serve_app.errors import MedAIError
+
+    actor = args.actor or f"operator:{getpass.getuser()}"
+    try:
+        done = asyncio.run(reanchor_trail(config_settings(args.config), actor, args.reason))
+    except (ConfigurationError, MedAIError, ValueError) as error:
+        print(f"medai audit reanchor: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(done, indent=2))
+    return 0
+
+
+def cmd_audit_public_key(args: argparse.Namespace) -> int:
+    from serve_app.audit.checkpoints import CheckpointSigner, public_key_text
+    from serve_app.auth.credentials import load_credentials
+
+    settings = config_settings(args.config)
+    signer = CheckpointSigner.from_credentials(
+        load_credentials(settings, need={"audit_signing_key"})
+    )
+    print(f"{public_key_text(signer.public_key)}  key_id {signer.key_id}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +275,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
     verify.set_defaults(func=cmd_audit_verify)
+    reanchor = audit.add_parser(
+        "reanchor",
+        help="after investigating why the writer halted: record why in the trail and sign"
+        " over its head again (needs the signing key and the writer's lease)",
+    )
+    reanchor.add_argument("--reason", required=True, help="why, for the audit entry")
+    reanchor.add_argument("--actor", help="who decided (default operator:<login>)")
+    reanchor.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    reanchor.set_defaults(func=cmd_audit_reanchor)
+    public_key = audit.add_parser(
+        "public-key", help="the signing key's public half, for audit.trusted_public_keys"
+    )
+    public_key.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
+    public_key.set_defaults(func=cmd_audit_public_key)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -151,12 +151,26 @@ class AuditSettings(BaseModel):
     checkpoint_file: Path | None = None
     """Append-only JSON-lines file of signed checkpoints, kept apart from the database;
     unset uses ``data_dir/audit/checkpoints.jsonl``."""
+    checkpoint_copies: list[Path] = Field(default_factory=list)
+    """More append-only files that get every checkpoint: put one where the database's
+    administrators cannot rewrite it (another host's mount, an object store with
+    retention). Verification requires every copy to agree with the file."""
+    trusted_public_keys: list[str] = Field(default_factory=list)
+    """Public keys (base64, raw Ed25519; ``medai audit public-key`` prints the current
+    one) of earlier signing keys, so checkpoints signed before a rotation verify."""
     checkpoint_every_entries: int = Field(1000, ge=1)
     """The writer signs a checkpoint at least once per this many new audit entries."""
     checkpoint_every_s: float = Field(10.0, gt=0)
     """The writer also signs one at least this often, in seconds, while entries arrive."""
     max_batch_events: int = Field(512, ge=1)
     """Most audit events group-committed in one transaction."""
+    unsigned_grace_s: float = Field(30.0, ge=0)
+    """Slack on how long entries may stay unsigned (two signing periods plus this):
+    past it verification fails as overdue, and a starting writer refuses a longer
+    unsigned tail as a gap until an operator re-anchors."""
+    lease_wait_s: float = Field(5.0, ge=0, le=300)
+    """How long a writer waits for the single-writer lease (another writer, e.g. the old
+    one during a rolling update, holds it) before answering 503 and trying again later."""
     batch_wait_timeout_s: float = Field(0.0, ge=0)
     """How long the writer waits for more events before committing; 0 commits whatever
     is queued (under load, events queue while the previous commit runs)."""

@@ -131,6 +131,12 @@ class Verification:
     reason: str | None = None
     checkpoint_seq: int | None = None
     """Seq of the newest checkpoint the chain was held to; ``None`` without one."""
+    unsigned_entries: int = 0
+    """Entries after the newest checkpoint, protected by the chain alone."""
+    unsigned_since: datetime | None = None
+    """Time of the oldest of them."""
+    reanchored_at: tuple[int, ...] = ()
+    """Seqs at which an operator re-anchored the trail (``medai audit reanchor``)."""
 
 
 class ChainVerifier:
@@ -142,13 +148,14 @@ class ChainVerifier:
     anchor beyond the chain's end catches a truncated tail.
     """
 
-    def __init__(self, anchors: Sequence[Anchor] = ()) -> None:
+    def __init__(self, anchors: Sequence[Anchor] = (), start: Anchor | None = None) -> None:
+        """``start``: a trusted entry to go on from (its successor is fed first)."""
         self._anchors = sorted(anchors, key=lambda a: a.seq)
         self._next_anchor = 0
-        self._trusted_seq = 0
-        self._expected_seq = 1
-        self._prev_hash = GENESIS_HASH
-        self._head_hash = GENESIS_HASH
+        self._trusted_seq = 0 if start is None else start.seq
+        self._expected_seq = self._trusted_seq + 1
+        self._prev_hash = GENESIS_HASH if start is None else start.head_hash
+        self._head_hash = self._prev_hash
         self._entries = 0
         self._bad: tuple[int, str] | None = None
 

@@ -4,7 +4,16 @@ Anyone who can write to the database can re-hash the whole chain, or cut off its
 rows, and leave a chain that is consistent. A checkpoint is an Ed25519 signature over
 ``(seq, head_hash, time)`` under a key the database never holds (derived from the
 ``MEDAI_AUDIT_SIGNING_KEY`` secret); checkpoints are appended, one JSON object a line,
-to ``audit.checkpoint_file``. Verification holds the chain to every one of them.
+to ``audit.checkpoint_file`` and to each of ``audit.checkpoint_copies``. Verification
+holds the chain to every one of them.
+
+Checkpoints are chained to each other too (format 2): each carries its ``counter`` in
+the file and ``prev``, the SHA-256 of the line before it, so a line cannot be dropped,
+moved or replayed from an older copy without breaking the next one's signature. A
+``handover`` checkpoint, signed by the new key and co-signed by the old, moves the trail
+to a new signing key; a ``reanchor`` checkpoint restarts signing after an operator's
+audited decision (``medai audit reanchor``). Format 1 lines (no counter) still verify as
+the file's first lines.
 """
 
 from __future__ import annotations
@@ -13,9 +22,10 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +34,31 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from serve_app.audit.canonical import canonical_json
-from serve_app.audit.chain import Anchor, utc_iso
+from serve_app.audit.chain import GENESIS_HASH, Anchor, utc_iso
 from serve_app.auth.credentials import ConfigurationError, Credentials
 from serve_app.settings import Settings
 
 DOMAIN = b"medai-audit-checkpoint/v1\n"
-"""Prefix of every signed message, so the signature means nothing anywhere else."""
+"""Prefix of every format-1 signed message, so the signature means nothing elsewhere."""
+DOMAIN_V2 = b"medai-audit-checkpoint/v2\n"
+
+
+TAIL_BYTES = 64 * 1024
+"""More than one checkpoint line is ever long."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or trusted."""
+
+
+class CheckpointKind(StrEnum):
+    SIGN = "sign"
+    """The writer signed the chain's head."""
+    HANDOVER = "handover"
+    """The first checkpoint under a new key, co-signed by the key before it."""
+    REANCHOR = "reanchor"
+    """An operator restarted signing over a trail the writer refused (see the chain's
+    ``audit.reanchor`` entry at this seq for why)."""
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -45,6 +70,18 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def public_key_text(public_key: Ed25519PublicKey) -> str:
+    """The raw public key in base64: how ``audit.trusted_public_keys`` lists keys."""
+    return base64.b64encode(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except ValueError:
+        raise ConfigurationError("a trusted audit key is not a base64 Ed25519 key") from None
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     seq: int
@@ -53,21 +90,43 @@ class Checkpoint:
     """UTC, ``2026-11-25T10:00:00.000000Z``."""
     key_id: str
     signature: str
-    """Ed25519 over ``DOMAIN + canonical JSON of the other four fields``, base64."""
+    """Ed25519 over ``signed_message()``, base64."""
+    counter: int | None = None
+    """Format 2: this checkpoint's place in the file, 1, 2, 3, ..."""
+    prev: str | None = None
+    """Format 2: SHA-256 of the line before it (``GENESIS_HASH`` for the first)."""
+    kind: str | None = None
+    """Format 2: a ``CheckpointKind``."""
+    cosigner: str | None = None
+    """A handover's previous key id, whose ``cosignature`` is over the same message."""
+    cosignature: str | None = None
 
-    @staticmethod
-    def message(seq: int, head_hash: str, time: str, key: str) -> bytes:
-        fields = {"seq": seq, "head_hash": head_hash, "time": time, "key_id": key}
-        return DOMAIN + canonical_json(fields).encode()
+    @property
+    def format(self) -> int:
+        return 1 if self.counter is None else 2
 
     def signed_message(self) -> bytes:
-        return self.message(self.seq, self.head_hash, self.time, self.key_id)
+        if self.format == 1:
+            fields: dict[str, Any] = {
+                "seq": self.seq, "head_hash": self.head_hash, "time": self.time,
+                "key_id": self.key_id,
+            }  # fmt: skip
+            return DOMAIN + canonical_json(fields).encode()
+        fields = {
+            k: v
+            for k, v in asdict(self).items()
+            if v is not None and k not in ("signature", "cosignature")
+        }
+        return DOMAIN_V2 + canonical_json(fields).encode()
 
     def anchor(self) -> Anchor:
         return Anchor(self.seq, self.head_hash)
 
     def to_line(self) -> str:
-        return canonical_json(asdict(self)) + "\n"
+        return canonical_json({k: v for k, v in asdict(self).items() if v is not None}) + "\n"
+
+    def line_hash(self) -> str:
+        return hashlib.sha256(self.to_line().encode()).hexdigest()
 
     @classmethod
     def from_line(cls, line: str | bytes) -> Checkpoint:
@@ -76,18 +135,23 @@ class Checkpoint:
             checkpoint = cls(**data)
         except (ValueError, TypeError) as error:
             raise CheckpointError(f"unreadable checkpoint: {error}") from None
-        types_ok = isinstance(checkpoint.seq, int) and all(
-            isinstance(v, str)
-            for v in (
-                checkpoint.head_hash,
-                checkpoint.time,
-                checkpoint.key_id,
-                checkpoint.signature,
-            )
+        texts = (checkpoint.head_hash, checkpoint.time, checkpoint.key_id, checkpoint.signature)
+        optional = (checkpoint.prev, checkpoint.kind, checkpoint.cosigner, checkpoint.cosignature)
+        types_ok = (
+            _is_int(checkpoint.seq)
+            and all(isinstance(v, str) for v in texts)
+            and (checkpoint.counter is None or _is_int(checkpoint.counter))
+            and all(v is None or isinstance(v, str) for v in optional)
         )
         if not types_ok:
             raise CheckpointError("unreadable checkpoint: wrong field types")
+        if checkpoint.format == 2 and (checkpoint.prev is None or checkpoint.kind is None):
+            raise CheckpointError(f"checkpoint {checkpoint.counter}: prev and kind are required")
         return checkpoint
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CheckpointSigner:
@@ -110,40 +174,141 @@ class CheckpointSigner:
             raise ConfigurationError("MEDAI_AUDIT_SIGNING_KEY is not set")
         return cls.from_secret(credentials.audit_signing_key.get_secret_value())
 
-    def sign(self, seq: int, head_hash: str, time: datetime) -> Checkpoint:
-        stamp = utc_iso(time)
-        message = Checkpoint.message(seq, head_hash, stamp, self.key_id)
-        signature = base64.b64encode(self._private_key.sign(message)).decode()
-        return Checkpoint(seq, head_hash, stamp, self.key_id, signature)
+    def sign(
+        self,
+        seq: int,
+        head_hash: str,
+        time: datetime,
+        after: Checkpoint | None = None,
+        kind: CheckpointKind = CheckpointKind.SIGN,
+        cosigner: CheckpointSigner | None = None,
+        counter: int | None = None,
+    ) -> Checkpoint:
+        """The checkpoint that follows ``after``, the file's last line (``None``: first).
 
-    def verifier(self) -> CheckpointVerifier:
-        return CheckpointVerifier([self.public_key])
+        ``counter`` defaults to the one after ``after``'s; give it when ``after`` is a
+        format-1 line (the file's line count plus one).
+        """
+        if counter is None:
+            counter = 1 if after is None else _counter(after) + 1
+        unsigned = Checkpoint(
+            seq=seq,
+            head_hash=head_hash,
+            time=utc_iso(time),
+            key_id=self.key_id,
+            signature="",
+            counter=counter,
+            prev=GENESIS_HASH if after is None else after.line_hash(),
+            kind=str(kind),
+            cosigner=None if cosigner is None else cosigner.key_id,
+        )
+        message = unsigned.signed_message()
+        return replace(
+            unsigned,
+            signature=self._sign(message),
+            cosignature=None if cosigner is None else cosigner._sign(message),
+        )
+
+    def _sign(self, message: bytes) -> str:
+        return base64.b64encode(self._private_key.sign(message)).decode()
+
+    def verifier(self, trusted: Iterable[Ed25519PublicKey] = ()) -> CheckpointVerifier:
+        """A verifier of this key and the ``trusted`` ones (earlier keys of the trail)."""
+        return CheckpointVerifier([self.public_key, *trusted])
+
+
+def _counter(checkpoint: Checkpoint) -> int:
+    if checkpoint.counter is None:
+        raise CheckpointError("a format-1 checkpoint has no counter: pass the next one")
+    return checkpoint.counter
+
+
+@dataclass(frozen=True)
+class CheckedLog:
+    """A checkpoint file that verified: its anchors, and what an auditor should see."""
+
+    anchors: list[Anchor]
+    newest: Checkpoint | None
+    lines: int
+    reanchors: list[int]
+    """Seqs at which an operator re-anchored the trail."""
 
 
 class CheckpointVerifier:
-    """Checks signatures with public keys only: a verifier cannot sign."""
+    """Checks signatures with public keys only (a keyring): a verifier cannot sign."""
 
     def __init__(self, public_keys: Iterable[Ed25519PublicKey]) -> None:
         self._keys = {key_id(k): k for k in public_keys}
 
     def check(self, checkpoint: Checkpoint) -> None:
-        key = self._keys.get(checkpoint.key_id)
-        if key is None:
-            raise CheckpointError(f"checkpoint at seq {checkpoint.seq}: unknown signing key")
+        self._check_signature(checkpoint, checkpoint.key_id, checkpoint.signature)
+        if checkpoint.cosigner is not None:
+            if checkpoint.cosignature is None:
+                raise CheckpointError(f"checkpoint at seq {checkpoint.seq}: cosignature missing")
+            self._check_signature(checkpoint, checkpoint.cosigner, checkpoint.cosignature)
+
+    def _check_signature(self, checkpoint: Checkpoint, key: str, signature: str) -> None:
+        public_key = self._keys.get(key)
+        if public_key is None:
+            raise CheckpointError(
+                f"checkpoint at seq {checkpoint.seq}: unknown signing key {key}"
+                " (add its public key to audit.trusted_public_keys)"
+            )
         try:
-            key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_message())
+            public_key.verify(base64.b64decode(signature), checkpoint.signed_message())
         except (InvalidSignature, ValueError):
             raise CheckpointError(f"checkpoint at seq {checkpoint.seq}: bad signature") from None
 
-    def anchors(self, checkpoints: Iterable[Checkpoint]) -> list[Anchor]:
-        """The checkpoints as trusted anchors, each signature checked, seqs increasing."""
+    def check_log(self, checkpoints: Sequence[Checkpoint]) -> CheckedLog:
+        """Every signature, and the file's own chain: counters, links, key changes."""
         anchors: list[Anchor] = []
-        for checkpoint in checkpoints:
+        reanchors: list[int] = []
+        before: Checkpoint | None = None
+        for index, checkpoint in enumerate(checkpoints, start=1):
             self.check(checkpoint)
-            if anchors and checkpoint.seq <= anchors[-1].seq:
+            if checkpoint.format == 1:
+                if before is not None and before.format == 2:
+                    raise CheckpointError(f"line {index}: a format-1 checkpoint after format 2")
+            else:
+                _check_link(index, checkpoint, before)
+            kind = checkpoint.kind or CheckpointKind.SIGN
+            if kind == CheckpointKind.REANCHOR:
+                reanchors.append(checkpoint.seq)
+            elif (
+                before is not None
+                and checkpoint.key_id != before.key_id
+                and (kind != CheckpointKind.HANDOVER or checkpoint.cosigner != before.key_id)
+            ):
+                raise CheckpointError(
+                    f"checkpoint at seq {checkpoint.seq}: key {checkpoint.key_id} follows key"
+                    f" {before.key_id} without a handover co-signed by it"
+                )
+            same_seq_ok = kind != CheckpointKind.SIGN
+            if anchors and (checkpoint.seq < anchors[-1].seq or (
+                checkpoint.seq == anchors[-1].seq and not same_seq_ok
+            )):  # fmt: skip
                 raise CheckpointError(f"checkpoint at seq {checkpoint.seq} is out of order")
-            anchors.append(checkpoint.anchor())
-        return anchors
+            if not anchors or checkpoint.seq != anchors[-1].seq:
+                anchors.append(checkpoint.anchor())
+            elif checkpoint.head_hash != anchors[-1].head_hash:
+                raise CheckpointError(f"checkpoints at seq {checkpoint.seq} disagree")
+            before = checkpoint
+        return CheckedLog(anchors, before, len(checkpoints), reanchors)
+
+    def anchors(self, checkpoints: Sequence[Checkpoint]) -> list[Anchor]:
+        """The checkpoints as trusted anchors, each signature checked, seqs increasing."""
+        return self.check_log(checkpoints).anchors
+
+
+def _check_link(index: int, checkpoint: Checkpoint, before: Checkpoint | None) -> None:
+    expected_prev = GENESIS_HASH if before is None else before.line_hash()
+    if checkpoint.counter != index:
+        raise CheckpointError(
+            f"checkpoint {checkpoint.counter} stands at line {index}: a checkpoint before it"
+            " was removed or the file was reordered"
+        )
+    if checkpoint.prev != expected_prev:
+        raise CheckpointError(f"checkpoint {checkpoint.counter} does not follow the line before it")
 
 
 class CheckpointLog:
@@ -164,6 +329,9 @@ class CheckpointLog:
         finally:
             os.close(fd)
 
+    def exists(self) -> bool:
+        return self.path.exists()
+
     def read(self) -> list[Checkpoint]:
         try:
             # NOTE: bytes, decoded a line at a time: bytes that are not UTF-8 are then a
@@ -178,6 +346,68 @@ class CheckpointLog:
     def latest(self) -> Checkpoint | None:
         checkpoints = self.read()
         return checkpoints[-1] if checkpoints else None
+
+    def latest_line(self) -> Checkpoint | None:
+        """The last whole line, read from the end of the file (cheap on a long file)."""
+        try:
+            with self.path.open("rb") as file:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(0, size - TAIL_BYTES))
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        lines = data.split(b"\n")[:-1]  # the last element: b"" or a torn line
+        if size > TAIL_BYTES:
+            lines = lines[1:]  # the first may be cut
+        return Checkpoint.from_line(lines[-1]) if lines and lines[-1] else None
+
+
+class CheckpointCopies:
+    """The checkpoint file and its copies (``audit.checkpoint_copies``), kept in step.
+
+    The copies are for storage the database's administrators cannot rewrite (another
+    host's append-only mount, an object store with retention): a primary file cut
+    short, deleted or rolled back to an older copy then disagrees with them.
+    """
+
+    def __init__(self, primary: CheckpointLog, copies: Sequence[CheckpointLog] = ()) -> None:
+        self.primary = primary
+        self.copies = list(copies)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckpointCopies:
+        copies = [CheckpointLog(path) for path in settings.audit.checkpoint_copies]
+        return cls(CheckpointLog(checkpoint_path(settings)), copies)
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        for log in (self.primary, *self.copies):
+            log.append(checkpoint)
+
+    def read(self) -> list[Checkpoint]:
+        """The primary's checkpoints, once every copy agrees with them.
+
+        A copy may lack the primary's last line (a crash between the two appends); any
+        other difference is a ``CheckpointError``.
+        """
+        lines = self.primary.read()
+        for log in self.copies:
+            copy = log.read()
+            if copy != lines[: len(copy)] or len(copy) < len(lines) - 1:
+                raise CheckpointError(
+                    f"the checkpoint file ({len(lines)} checkpoints) disagrees with its copy"
+                    f" {log.path} ({len(copy)}): one of them was cut, rolled back or rewritten"
+                )
+        return lines
+
+    def repair(self) -> None:
+        """Append to each copy the last line it lacks (after ``read`` accepted them)."""
+        lines = self.primary.read()
+        for log in self.copies:
+            if len(log.read()) == len(lines) - 1:
+                log.append(lines[-1])
+
+    def exists(self) -> bool:
+        return self.primary.exists()
 
 
 def _drop_torn_line(fd: int) -> None:

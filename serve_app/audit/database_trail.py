@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.writer import AuditWriter
 from serve_app.auth.credentials import load_credentials
-from serve_app.errors import Conflict
+from serve_app.errors import Conflict, ServiceUnavailable
 from serve_app.routing.stats import summarize
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
@@ -31,7 +32,10 @@ class DatabaseTrail:
         credentials = load_credentials(settings, need={"audit_signing_key"})
         database = await open_database(settings)
         writer = AuditWriter.from_settings(settings, credentials, database)
-        await writer.start()
+        # NOTE: a writer that stands by or halts still serves reads and verification,
+        # so an auditor can see why; its writes answer 503 with the reason.
+        with contextlib.suppress(ServiceUnavailable):
+            await writer.start()
         return cls(database, writer)
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
@@ -52,10 +56,12 @@ class DatabaseTrail:
         return ChainVerification.model_validate(await self.writer.verify())
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
+        await self.writer.check_tables()
         rows = await self.writer.store.model_versions(name)
         return [ModelVersionOut.model_validate(row) for row in rows]
 
     async def routes(self) -> list[RouteOut]:
+        await self.writer.check_tables()
         rows = await self.writer.store.routes()
         return [
             RouteOut.stored(row.endpoint, row.config, row.updated_by, row.updated_at)

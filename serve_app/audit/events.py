@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     AUDIT_READ = "audit.read"
     RESULT_READ = "result.read"
     AUDIT_VERIFY = "audit.verify"
+    AUDIT_REANCHOR = "audit.reanchor"
 
 
 @dataclass(frozen=True)

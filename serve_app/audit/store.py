@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +21,18 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
+    Anchor,
     ChainVerifier,
     Verification,
     link,
     utc_iso,
 )
-from serve_app.audit.checkpoints import CheckpointError, CheckpointLog, CheckpointVerifier
+from serve_app.audit.checkpoints import (
+    CheckpointCopies,
+    CheckpointError,
+    CheckpointLog,
+    CheckpointVerifier,
+)
 from serve_app.audit.events import (
     AuditAction,
     AuditEvent,
@@ -35,6 +42,8 @@ from serve_app.audit.events import (
     RouteChange,
     utc_now,
 )
+from serve_app.audit.replay import REPLAYED, TrailState, disagreement
+from serve_app.audit.tail import TailLimits, UnsignedTail, overdue
 from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
@@ -59,6 +68,10 @@ RESULT_FIELDS = (
 )
 OPTIONAL_RESULT_FIELDS = ("positive", "endpoint", "arm", "shadow_of")
 """Schema 2's fields join the digest only when set, so older rows verify unchanged."""
+
+
+class HeadMoved(ServiceUnavailable):
+    """The chain's head is not the one this writer committed last: someone else wrote."""
 
 
 def check_page(after_seq: int, limit: int) -> None:
@@ -89,11 +102,14 @@ class AuditStore:
         self._database = database
         self._clock = clock
 
-    async def append(self, events: Sequence[AuditEvent]) -> list[AuditLog]:
+    async def append(
+        self, events: Sequence[AuditEvent], expected_head: tuple[int, str] | None = None
+    ) -> list[AuditLog]:
         """Chain and commit ``events`` (and their results) in one transaction.
 
         Returns the committed rows in seq order. Raises ``ServiceUnavailable`` when the
-        database cannot be reached; nothing of the batch is then stored.
+        database cannot be reached, and ``HeadMoved`` when ``expected_head`` is given and
+        the chain's head is another; nothing of the batch is then stored.
         """
         if not events:
             return []
@@ -102,6 +118,11 @@ class AuditStore:
             async with self._database.transaction() as tx:
                 await self._lock_chain(tx)
                 seq, prev_hash = await self._head(tx)
+                if expected_head is not None and (seq, prev_hash) != expected_head:
+                    raise HeadMoved(
+                        f"the audit chain's head is seq {seq}, not the seq {expected_head[0]}"
+                        " this writer committed last: the trail was written underneath it"
+                    )
                 results, entries = [], []
                 for offset, event in enumerate(events, start=1):
                     details = normalized(event.details)
@@ -179,41 +200,112 @@ class AuditStore:
             query = query.filter(created_at__gte=since)
         return await query.order_by("-created_at").limit(limit)
 
+    async def entries_from(self, seq: int, page_size: int = 1000) -> AsyncIterator[list[AuditLog]]:
+        """Entries with seq >= ``seq``, oldest first, a page at a time."""
+        after = seq - 1
+        while page := await AuditLog.filter(seq__gt=after).order_by("seq").limit(page_size):
+            yield page
+            after = page[-1].seq
+
     async def verify(
         self,
-        checkpoints: CheckpointLog | None = None,
+        checkpoints: CheckpointCopies | CheckpointLog | None = None,
         verifier: CheckpointVerifier | None = None,
         page_size: int = 1000,
+        limits: TailLimits | None = None,
     ) -> Verification:
         """Recompute the chain from the database, a page at a time, against every signed
-        checkpoint in ``checkpoints``, and each inference's result row against its entry."""
+        checkpoint in ``checkpoints``; each inference's result row against its entry; the
+        registry's and routes' tables against the trail's entries; and, given ``limits``,
+        fail when the newest entries have stayed unsigned too long."""
+        reanchored: tuple[int, ...] = ()
         try:
-            anchors = []
+            anchors: list[Anchor] = []
             if checkpoints is not None:
                 if verifier is None:
                     raise ValueError("checkpoints need a verifier")
                 # Read before the chain: every checkpoint read refers to committed rows.
-                anchors = verifier.anchors(await asyncio.to_thread(checkpoints.read))
+                checked = verifier.check_log(await asyncio.to_thread(checkpoints.read))
+                anchors, reanchored = checked.anchors, tuple(checked.reanchors)
         except CheckpointError as error:
             return Verification(False, 0, GENESIS_HASH, None, str(error))
+        now = self._clock()
         chain = ChainVerifier(anchors)
-        bad_result: tuple[int, str] | None = None
-        after = 0
-        while page := await AuditLog.filter(seq__gt=after).order_by("seq").limit(page_size):
-            chain.feed(page)
-            if bad_result is None:
-                bad_result = await _check_results(page)
-            after = page[-1].seq
+        state = TrailState()
+        signed_seq = anchors[-1].seq if anchors else 0
+        tail = UnsignedTail()
+        bad: list[tuple[int, str]] = []
+        inferences = 0
+        async for page in self.entries_from(1, page_size):
+            # NOTE: hashing a page is CPU work: off the event loop, so the writer's
+            # commits go on while an auditor verifies.
+            await asyncio.to_thread(chain.feed, page)
+            state.feed(page)
+            for entry in page:
+                if entry.seq > signed_seq:
+                    tail = tail.add(entry.timestamp)
+                if _has_result(entry):
+                    inferences += 1
+            if not bad and (found := await _check_results(page)) is not None:
+                bad.append(found)
         verification = chain.result()
-        if bad_result is not None and (
-            verification.first_bad_seq is None or bad_result[0] < verification.first_bad_seq
-        ):
-            seq, reason = bad_result
-            return Verification(
-                False, verification.entries, verification.head_hash, seq, reason,
-                verification.checkpoint_seq,
-            )  # fmt: skip
-        return verification
+        if verification.first_bad_seq is not None:
+            bad.append((verification.first_bad_seq, str(verification.reason)))
+        bad.sort()
+        problems = [reason for _, reason in bad[:1]]
+        problems += [p for p in await self._check_tables(state, inferences) if p is not None]
+        if limits is not None and (late := overdue(tail, limits, now)) is not None:
+            problems.append(late)
+        return replace(
+            verification,
+            valid=not problems,
+            first_bad_seq=bad[0][0] if bad else None,
+            reason="; ".join(problems) or None,
+            # NOTE: without checkpoints nothing is signed: the tail says nothing.
+            unsigned_entries=tail.entries if checkpoints is not None else 0,
+            unsigned_since=tail.first_time if checkpoints is not None else None,
+            reanchored_at=reanchored,
+        )
+
+    async def tables(self) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+        """``model_versions`` as ref to (status, hash) and ``routes`` as endpoint to config."""
+        versions = {
+            f"{row.model_name}:{row.version}": (str(row.status), row.file_hash)
+            for row in await ModelVersion.all()
+        }
+        return versions, {row.endpoint: row.config for row in await Route.all()}
+
+    async def replayed_entries(self, after_seq: int) -> list[AuditLog]:
+        """The registry's and routes' entries after ``after_seq``, oldest first."""
+        return await AuditLog.filter(seq__gt=after_seq, action__in=REPLAYED).order_by("seq")
+
+    async def _check_tables(self, state: TrailState, inferences: int) -> list[str | None]:
+        """What the tables hold that the trail does not say, or the other way round."""
+        versions, routes = await self.tables()
+        results = await InferenceResult.all().count()
+        client = self._database.connection
+        repeated = await client.execute_query_dict(
+            'SELECT "object_id" FROM "audit_log" WHERE "action" = \'inference\''
+            ' GROUP BY "object_id" HAVING COUNT(*) > 1 LIMIT 1'
+        )
+        return [
+            disagreement(state, versions, routes),
+            f"{results} result rows but {inferences} inference entries: a result was stored"
+            " without its audit entry"
+            if results != inferences
+            else None,
+            f"inference {repeated[0]['object_id']} has more than one audit entry"
+            if repeated
+            else None,
+        ]
+
+
+def _has_result(entry: AuditLog) -> bool:
+    return (
+        entry.action == AuditAction.INFERENCE
+        and isinstance(entry.details, dict)
+        and RESULT_DIGEST in entry.details
+    )
 
 
 async def _apply(change: ModelChange, tx: BaseDBAsyncClient) -> None:
@@ -248,12 +340,7 @@ async def _apply_route(
 
 async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:
     """The first entry of ``page`` whose result row is missing or altered."""
-    expected = {
-        entry.object_id: entry
-        for entry in page
-        if entry.action == AuditAction.INFERENCE and isinstance(entry.details, dict)
-        and RESULT_DIGEST in entry.details
-    }  # fmt: skip
+    expected = {entry.object_id: entry for entry in page if _has_result(entry)}
     if not expected:
         return None
     rows = await InferenceResult.filter(inference_id__in=list(expected))

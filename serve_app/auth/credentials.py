@@ -34,6 +34,12 @@ class Credentials(BaseSettings):
     """Key of the keyed hash that pseudonymizes patient ids in logs."""
     audit_signing_key: SecretStr | None = None
     """Seed of the Ed25519 key that signs audit checkpoints; the database never holds it."""
+    audit_previous_signing_key: SecretStr | None = None
+    """The signing key before a rotation, set once so the writer co-signs the handover."""
+
+
+OPTIONAL = frozenset({"audit_previous_signing_key"})
+"""Secrets only an operator sets, for one step: never generated in development."""
 
 
 def dev_secrets_dir(settings: Settings) -> Path:
@@ -42,7 +48,7 @@ def dev_secrets_dir(settings: Settings) -> Path:
 
 def _generate_dev_secrets(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in Credentials.model_fields:
+    for name in Credentials.model_fields.keys() - OPTIONAL:
         path = directory / f"medai_{name}"
         if not path.exists():
             path.touch(mode=0o600)

@@ -63,3 +63,12 @@ class ChainVerification(_FromRow):
     checkpoint_seq: int | None = Field(
         None, description="Seq of the newest signed checkpoint the chain was held to."
     )
+    unsigned_entries: int = Field(
+        0, description="Entries after the newest checkpoint, protected by the chain alone."
+    )
+    unsigned_since: datetime | None = Field(None, description="Time of the oldest of them.")
+    reanchored_at: list[int] = Field(
+        default_factory=list,
+        description="Seqs where an operator re-anchored the trail (`medai audit reanchor`);"
+        " the `audit.reanchor` entry there says who and why.",
+    )

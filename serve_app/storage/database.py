@@ -7,10 +7,14 @@ context, which every task of the process (a Ray replica's requests included) res
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from types import TracebackType
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.context import TortoiseContext, get_current_context
+from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 from tortoise.utils import generate_schema_for_client
 
@@ -101,17 +105,41 @@ class Database:
         await self.close()
 
 
-async def open_database(settings: Settings) -> Database:
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite://PATH[?options]`` URL."""
+    return Path(url.removeprefix("sqlite://").split("?", 1)[0])
+
+
+def _private_sqlite_files(url: str, create: bool) -> None:
+    """The SQLite file, its WAL and shared memory readable by this user only.
+
+    NOTE: SQLite gives the -wal and -shm files the database file's mode, so the file is
+    made 0600 before SQLite first opens it.
+    """
+    path = sqlite_path(url)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    elif not path.exists():
+        raise ConfigurationError(f"there is no database at {path}")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).chmod(0o600)
+
+
+async def open_database(settings: Settings, migrate: bool = True) -> Database:
     """Connect, create missing tables and apply pending migrations.
 
-    Raises ``ConfigurationError`` when a database is already open in this process or the
+    With ``migrate=False`` (a read-only look, e.g. verification) nothing is created or
+    changed, and a missing or older database is a ``ConfigurationError``. Raises
+    ``ConfigurationError`` too when a database is already open in this process or the
     database's schema is newer than this code.
     """
     if get_current_context() is not None:
         raise ConfigurationError("a database is already open in this process")
     url = database_url(settings)
-    if settings.storage.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:"):
+        _private_sqlite_files(url, create=migrate)
     name = _connection_name(url)
     context = TortoiseContext()
     config = {
@@ -124,7 +152,7 @@ async def open_database(settings: Settings) -> Database:
         await context.init(config=config, _enable_global_fallback=True)
     database = Database(context, name)
     try:
-        await _create_or_migrate(database)
+        await (_create_or_migrate(database) if migrate else _check_schema(database))
     except BaseException:
         await database.close()
         raise
@@ -152,6 +180,19 @@ async def _create_or_migrate(database: Database) -> None:
         await generate_schema_for_client(tx, safe=True)
         await _migrate(tx)
         await _late_indexes(tx)
+
+
+async def _check_schema(database: Database) -> None:
+    try:
+        applied = await SchemaVersion.all().values_list("version", flat=True)
+    except OperationalError:
+        raise ConfigurationError("the database holds no MedAI Flow tables") from None
+    current = max((int(v) for v in applied), default=None)  # type: ignore[call-overload]
+    if current != SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"the database schema is version {current}, not this code's {SCHEMA_VERSION}:"
+            " start the server once to migrate it"
+        )
 
 
 async def _late_indexes(client: BaseDBAsyncClient) -> None:

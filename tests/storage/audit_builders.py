@@ -6,7 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from serve_app.audit.chain import Verification
+from serve_app.audit.canonical import canonical_json
+from serve_app.audit.chain import AuditEntry, Verification, chain
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner
 from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord
 from serve_app.audit.store import AuditStore
@@ -18,10 +19,12 @@ PATIENT = "pt_" + "0123456789abcdef0123"
 
 
 def event(i: int) -> AuditEvent:
+    """An entry that changes no table (a promotion's would be replayed against
+    ``model_versions``, which these chains leave empty)."""
     return AuditEvent(
         actor=f"admin-{i}",
         role="admin",
-        action=AuditAction.MODEL_PROMOTE,
+        action=AuditAction.MODEL_INTEGRITY_FAILURE,
         object_type="model",
         object_id=f"chest:{i}",
         model_version=f"chest:{i}",
@@ -78,8 +81,36 @@ async def sql(db: Database, statement: str, *values: Any) -> None:
 async def sign(db: Database, log: CheckpointLog, *seqs: int) -> None:
     hashes = {row.seq: row.entry_hash for row in await AuditStore(db).read(limit=1000)}
     for seq in seqs:
-        log.append(SIGNER.sign(seq, hashes[seq], T0))
+        log.append(SIGNER.sign(seq, hashes[seq], T0, after=log.latest()))
 
 
 async def verified(store: AuditStore, log: CheckpointLog | None = None) -> Verification:
     return await store.verify(log, SIGNER.verifier() if log else None, page_size=4)
+
+
+async def rehash(db: Database, seq: int = 4) -> None:
+    """Change ``seq``, then re-hash every row from the genesis hash and rewrite it."""
+    rows = await AuditStore(db).read(limit=1000)
+    entries = [
+        AuditEntry(
+            seq=row.seq,
+            timestamp=row.timestamp,
+            actor=row.actor,
+            role=row.role,
+            action=row.action,
+            object_type=row.object_type,
+            object_id=row.object_id,
+            model_version=row.model_version,
+            details={"n": 99} if row.seq == seq else row.details,
+        )
+        for row in rows
+    ]
+    for new in chain(entries):
+        await sql(
+            db,
+            "UPDATE audit_log SET details = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+            canonical_json(new.details),
+            new.prev_hash,
+            new.entry_hash,
+            new.seq,
+        )

@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 
-from serve_app.audit.canonical import canonical_json
-from serve_app.audit.chain import AuditEntry, Verification, chain
+from serve_app.audit.chain import Verification
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner, checkpoint_path
 from serve_app.audit.store import AuditStore
 from serve_app.settings import Settings
 from serve_app.storage import Database
-from tests.storage.audit_builders import T0, seeded, sign, sql, verified
+from tests.storage.audit_builders import T0, rehash, seeded, sign, sql, verified
 
 
 @pytest.fixture
@@ -72,34 +71,6 @@ def test_swapped_seqs_are_caught_at_the_first_moved_row(with_db: Any) -> None:
     assert (result.valid, result.first_bad_seq) == (False, 2)
 
 
-async def rehash(db: Database) -> None:
-    """Change seq 4, then re-hash every row from the genesis hash and rewrite it."""
-    rows = await AuditStore(db).read(limit=1000)
-    entries = [
-        AuditEntry(
-            seq=row.seq,
-            timestamp=row.timestamp,
-            actor=row.actor,
-            role=row.role,
-            action=row.action,
-            object_type=row.object_type,
-            object_id=row.object_id,
-            model_version=row.model_version,
-            details={"n": 99} if row.seq == 4 else row.details,
-        )
-        for row in rows
-    ]
-    for new in chain(entries):
-        await sql(
-            db,
-            "UPDATE audit_log SET details = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
-            canonical_json(new.details),
-            new.prev_hash,
-            new.entry_hash,
-            new.seq,
-        )
-
-
 def test_rehashed_chain_is_caught_only_by_a_signed_checkpoint(
     with_db: Any, log: CheckpointLog
 ) -> None:
@@ -125,10 +96,19 @@ def test_rehash_after_the_newest_checkpoint_is_not_seen(with_db: Any, log: Check
 
 def test_cut_off_newest_rows_pass_without_checkpoints(with_db: Any) -> None:
     async def tamper(db: Database) -> None:
-        await sql(db, "DELETE FROM audit_log WHERE seq > 4")
+        await sql(db, "DELETE FROM audit_log WHERE seq > 5")  # seq 6 stored no result
 
     result = tampered(with_db, tamper)
-    assert (result.valid, result.entries) == (True, 4)
+    assert (result.valid, result.entries) == (True, 5)
+
+
+def test_a_cut_off_inference_entry_leaves_its_result_orphaned(with_db: Any) -> None:
+    async def tamper(db: Database) -> None:
+        await sql(db, "DELETE FROM audit_log WHERE seq > 4")  # seq 5 stored inf-5
+
+    result = tampered(with_db, tamper)
+    assert (result.valid, result.entries) == (False, 4)
+    assert "3 result rows but 2 inference entries" in (result.reason or "")
 
 
 def test_cut_off_newest_rows_are_caught_by_a_checkpoint(with_db: Any, log: CheckpointLog) -> None:

@@ -167,19 +167,20 @@ def test_a_new_writer_picks_up_head_and_latest_checkpoint(
         await crashed.write(events(7))  # signed at 7 ...
         await crashed.write(events(2))  # ... but 8 and 9 never were: no close()
         successor = writer_for(db)
-        await successor.start()
-        # Two entries past the newest checkpoint: not yet due by count.
+        await successor.start()  # checks 8 and 9 against the checkpoint at 7, signs them
+        at_start = seqs(log)
         not_due = await successor.checkpoint_if_due()
-        await successor.write(events(2))  # 11: four since 7
+        await successor.write(events(4))  # 13: four since 9
         before = seqs(log)
-        await successor.write(events(1))  # 12: five since 7
-        return [not_due, before, await successor.verify()]
+        await successor.write(events(1))  # 14: five since 9
+        return [at_start, not_due, before, await successor.verify()]
 
-    not_due, before, verification = with_db(scenario)
+    at_start, not_due, before, verification = with_db(scenario)
+    assert at_start == [7, 9]
     assert not_due is None
-    assert before == [7]
-    assert seqs(log) == [7, 12]
-    assert verification.valid and verification.checkpoint_seq == 12
+    assert before == [7, 9]
+    assert seqs(log) == [7, 9, 14]
+    assert verification.valid and verification.checkpoint_seq == 14
 
 
 def test_a_new_writer_signs_an_unsigned_tail_left_before_it(
@@ -188,14 +189,16 @@ def test_a_new_writer_signs_an_unsigned_tail_left_before_it(
     async def scenario(db: Database) -> Any:
         await writer_for(db).write(events(3))  # crashed before signing
         successor = writer_for(db)
-        # The periodic task may be the first to call it, before any write.
+        # The periodic task may be the first to call it, before any write: the writer
+        # starts, checks the tail and signs it at once.
         first = await successor.checkpoint_if_due()
         clock.advance(EVERY_S)
         return first, await successor.checkpoint_if_due(), await head_hash(db)
 
     first, due, head = with_db(scenario)
-    assert first is None
-    assert due is not None and (due.seq, due.head_hash) == (3, head)
+    assert (first, due) == (None, None)
+    (signed,) = log.read()
+    assert (signed.seq, signed.head_hash) == (3, head)
 
 
 def test_close_signs_the_tail(with_db: Any, writer_for: Any, log: CheckpointLog) -> None:

@@ -8,6 +8,7 @@ import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,12 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from serve_app.audit.chain import Anchor
 from serve_app.audit.checkpoints import (
     DOMAIN,
+    DOMAIN_V2,
     Checkpoint,
     CheckpointError,
+    CheckpointKind,
     CheckpointLog,
     CheckpointSigner,
     CheckpointVerifier,
     checkpoint_path,
+    key_id,
 )
 from serve_app.auth.credentials import ConfigurationError, Credentials
 from serve_app.settings import Settings
@@ -39,7 +43,21 @@ def signer() -> CheckpointSigner:
 
 
 def signed(signer: CheckpointSigner, *seqs: int) -> list[Checkpoint]:
-    return [signer.sign(seq, head(seq), T0 + timedelta(seconds=seq)) for seq in seqs]
+    """Checkpoints of ``seqs`` as one file holds them, each after the one before."""
+    checkpoints: list[Checkpoint] = []
+    for seq in seqs:
+        after = checkpoints[-1] if checkpoints else None
+        checkpoints.append(signer.sign(seq, head(seq), T0 + timedelta(seconds=seq), after))
+    return checkpoints
+
+
+def format_1(signer_key: Ed25519PrivateKey, seq: int) -> Checkpoint:
+    """A checkpoint as the writer signed them before checkpoints were chained."""
+    fields = {"head_hash": head(seq), "key_id": key_id(signer_key.public_key()), "seq": seq,
+              "time": "2026-11-25T10:00:00.000000Z"}  # fmt: skip
+    message = DOMAIN + json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+    signature = base64.b64encode(signer_key.sign(message)).decode()
+    return Checkpoint(**fields, signature=signature)  # type: ignore[arg-type]
 
 
 # --- signing and verifying --------------------------------------------------------------
@@ -55,15 +73,25 @@ def test_signed_checkpoint_verifies_and_becomes_an_anchor(signer: CheckpointSign
 
 def test_signature_covers_the_domain_and_every_field(signer: CheckpointSigner) -> None:
     checkpoint = signer.sign(7, head(7), T0)
-    message = (
-        DOMAIN
-        + json.dumps(
-            {"head_hash": head(7), "key_id": signer.key_id, "seq": 7, "time": checkpoint.time},
-            separators=(",", ":"),
-        ).encode()
-    )
+    fields = {
+        "counter": 1, "head_hash": head(7), "key_id": signer.key_id, "kind": "sign",
+        "prev": "0" * 64, "seq": 7, "time": checkpoint.time,
+    }  # fmt: skip
+    message = DOMAIN_V2 + json.dumps(fields, separators=(",", ":")).encode()
     assert checkpoint.signed_message() == message
     signer.public_key.verify(base64.b64decode(checkpoint.signature), message)
+
+
+def test_format_1_lines_still_verify_and_chain_on() -> None:
+    key = Ed25519PrivateKey.generate()
+    signer = CheckpointSigner(key)
+    old = [format_1(key, 3), format_1(key, 5)]
+    new = signer.sign(9, head(9), T0, after=old[-1], counter=3)
+    checked = signer.verifier().check_log([*old, new])
+    assert [a.seq for a in checked.anchors] == [3, 5, 9]
+    assert (checked.newest, checked.lines) == (new, 3)
+    with pytest.raises(CheckpointError, match="format-1 checkpoint after format 2"):
+        signer.verifier().check_log([*old, new, format_1(key, 10)])
 
 
 def test_same_secret_gives_same_key_and_others_differ() -> None:
@@ -83,8 +111,15 @@ def test_naive_time_is_refused(signer: CheckpointSigner) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"seq": 8}, {"head_hash": head(8)}, {"time": "2026-11-25T10:00:01.000000Z"}],
-    ids=["seq", "head_hash", "time"],
+    [
+        {"seq": 8},
+        {"head_hash": head(8)},
+        {"time": "2026-11-25T10:00:01.000000Z"},
+        {"counter": 2},
+        {"prev": head(1)},
+        {"kind": "reanchor"},
+    ],
+    ids=["seq", "head_hash", "time", "counter", "prev", "kind"],
 )
 def test_any_changed_field_breaks_the_signature(
     signer: CheckpointSigner, change: dict[str, object]
@@ -114,11 +149,65 @@ def test_a_checkpoint_relabelled_with_a_trusted_key_id_fails(signer: CheckpointS
         signer.verifier().check(forged)
 
 
-def test_verifier_with_several_keys_accepts_each(signer: CheckpointSigner) -> None:
+def test_a_trail_signed_under_several_keys_verifies_through_handovers(
+    signer: CheckpointSigner,
+) -> None:
     other = CheckpointSigner(Ed25519PrivateKey.generate())
-    verifier = CheckpointVerifier([signer.public_key, other.public_key])
-    anchors = verifier.anchors([signer.sign(1, head(1), T0), other.sign(2, head(2), T0)])
-    assert [a.seq for a in anchors] == [1, 2]
+    third = CheckpointSigner(Ed25519PrivateKey.generate())
+    first = signer.sign(1, head(1), T0)
+    handed = other.sign(1, head(1), T0, first, CheckpointKind.HANDOVER, cosigner=signer)
+    later = other.sign(2, head(2), T0, handed)
+    again = third.sign(4, head(4), T0, later, CheckpointKind.HANDOVER, cosigner=other)
+    verifier = CheckpointVerifier([signer.public_key, other.public_key, third.public_key])
+    assert [a.seq for a in verifier.anchors([first, handed, later, again])] == [1, 2, 4]
+
+
+def test_a_key_change_needs_a_handover_cosigned_by_the_key_before(
+    signer: CheckpointSigner,
+) -> None:
+    other = CheckpointSigner(Ed25519PrivateKey.generate())
+    stranger = CheckpointSigner(Ed25519PrivateKey.generate())
+    verifier = CheckpointVerifier([signer.public_key, other.public_key, stranger.public_key])
+    first = signer.sign(1, head(1), T0)
+    with pytest.raises(CheckpointError, match="without a handover"):
+        verifier.anchors([first, other.sign(2, head(2), T0, first)])
+    wrong = other.sign(2, head(2), T0, first, CheckpointKind.HANDOVER, cosigner=stranger)
+    with pytest.raises(CheckpointError, match="without a handover"):
+        verifier.anchors([first, wrong])
+    unsigned = dataclasses.replace(
+        other.sign(2, head(2), T0, first, CheckpointKind.HANDOVER, cosigner=signer),
+        cosignature=base64.b64encode(b"\x00" * 64).decode(),
+    )
+    with pytest.raises(CheckpointError, match="bad signature"):
+        verifier.anchors([first, unsigned])
+
+
+def test_a_reanchor_may_change_the_key_and_repeat_a_seq(signer: CheckpointSigner) -> None:
+    other = CheckpointSigner(Ed25519PrivateKey.generate())
+    first = signer.sign(5, head(5), T0)
+    reanchor = other.sign(5, head(5), T0, first, CheckpointKind.REANCHOR)
+    checked = CheckpointVerifier([signer.public_key, other.public_key]).check_log(
+        [first, reanchor]
+    )
+    assert (checked.reanchors, [a.seq for a in checked.anchors]) == ([5], [5])
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda lines: lines[:1] + lines[2:],
+        lambda lines: [lines[1], lines[0], *lines[2:]],
+        lambda lines: lines[1:],
+        lambda lines: [*lines, lines[1]],
+    ],
+    ids=["middle-line-dropped", "reordered", "first-line-dropped", "line-replayed"],
+)
+def test_the_file_is_a_chain_lines_cannot_be_dropped_moved_or_replayed(
+    signer: CheckpointSigner, edit: Any
+) -> None:
+    lines = signed(signer, 1, 2, 3, 4)
+    with pytest.raises(CheckpointError):
+        signer.verifier().check_log(edit(lines))
 
 
 @pytest.mark.parametrize("seqs", [(3, 2), (3, 3)], ids=["decreasing", "repeated"])
