@@ -190,9 +190,7 @@ async def reanchor_trail(settings: Settings, actor: str, reason: str) -> dict[st
             await writer.close()
         return {
             "checkpoint": asdict(checkpoint),
-            "verification_before": ChainVerification.model_validate(found).model_dump(
-                mode="json"
-            ),
+            "verification_before": ChainVerification.model_validate(found).model_dump(mode="json"),
         }
 
 

@@ -137,6 +137,8 @@ class Verification:
     """Time of the oldest of them."""
     reanchored_at: tuple[int, ...] = ()
     """Seqs at which an operator re-anchored the trail (``medai audit reanchor``)."""
+    incremental: bool = False
+    """Went on from the last verification instead of reading everything."""
 
 
 class ChainVerifier:

@@ -259,12 +259,21 @@ class CheckpointVerifier:
         except (InvalidSignature, ValueError):
             raise CheckpointError(f"checkpoint at seq {checkpoint.seq}: bad signature") from None
 
-    def check_log(self, checkpoints: Sequence[Checkpoint]) -> CheckedLog:
-        """Every signature, and the file's own chain: counters, links, key changes."""
-        anchors: list[Anchor] = []
+    def check_log(
+        self,
+        checkpoints: Sequence[Checkpoint],
+        before: Checkpoint | None = None,
+        lines_before: int = 0,
+        anchor_before: Anchor | None = None,
+    ) -> CheckedLog:
+        """Every signature, and the file's own chain: counters, links, key changes.
+
+        ``before``, ``lines_before`` and ``anchor_before``: what an earlier check of the
+        file's first lines proved, when ``checkpoints`` are the lines after them.
+        """
+        anchors: list[Anchor] = [anchor_before] if anchor_before is not None else []
         reanchors: list[int] = []
-        before: Checkpoint | None = None
-        for index, checkpoint in enumerate(checkpoints, start=1):
+        for index, checkpoint in enumerate(checkpoints, start=lines_before + 1):
             self.check(checkpoint)
             if checkpoint.format == 1:
                 if before is not None and before.format == 2:
@@ -284,16 +293,19 @@ class CheckpointVerifier:
                     f" {before.key_id} without a handover co-signed by it"
                 )
             same_seq_ok = kind != CheckpointKind.SIGN
-            if anchors and (checkpoint.seq < anchors[-1].seq or (
-                checkpoint.seq == anchors[-1].seq and not same_seq_ok
-            )):  # fmt: skip
+            if anchors and (
+                checkpoint.seq < anchors[-1].seq
+                or (checkpoint.seq == anchors[-1].seq and not same_seq_ok)
+            ):
                 raise CheckpointError(f"checkpoint at seq {checkpoint.seq} is out of order")
             if not anchors or checkpoint.seq != anchors[-1].seq:
                 anchors.append(checkpoint.anchor())
             elif checkpoint.head_hash != anchors[-1].head_hash:
                 raise CheckpointError(f"checkpoints at seq {checkpoint.seq} disagree")
             before = checkpoint
-        return CheckedLog(anchors, before, len(checkpoints), reanchors)
+        if anchor_before is not None:
+            anchors = anchors[1:]
+        return CheckedLog(anchors, before, lines_before + len(checkpoints), reanchors)
 
     def anchors(self, checkpoints: Sequence[Checkpoint]) -> list[Anchor]:
         """The checkpoints as trusted anchors, each signature checked, seqs increasing."""
@@ -333,15 +345,35 @@ class CheckpointLog:
         return self.path.exists()
 
     def read(self) -> list[Checkpoint]:
+        return self.read_from(0)[0]
+
+    def read_from(self, offset: int) -> tuple[list[Checkpoint], int]:
+        """The checkpoints after byte ``offset`` (a line's end), and where the last ends."""
         try:
-            # NOTE: bytes, decoded a line at a time: bytes that are not UTF-8 are then a
-            # CheckpointError (an invalid trail), and in a torn last line they are ignored.
-            data = self.path.read_bytes()
+            with self.path.open("rb") as file:
+                file.seek(offset)
+                # NOTE: bytes, decoded a line at a time: bytes that are not UTF-8 are then
+                # a CheckpointError (an invalid trail); in a torn last line, ignored.
+                data = file.read()
         except FileNotFoundError:
-            return []
-        lines = data.split(b"\n")
+            return [], 0
         # The last element is b"" after a final newline, or a torn line: both are dropped.
-        return [Checkpoint.from_line(line) for line in lines[:-1] if line]
+        lines = data.split(b"\n")[:-1]
+        end = offset + sum(len(line) + 1 for line in lines)
+        return [Checkpoint.from_line(line) for line in lines if line], end
+
+    def line_ending_at(self, offset: int) -> bytes | None:
+        """The whole line that ends at byte ``offset``, without its newline."""
+        try:
+            with self.path.open("rb") as file:
+                start = max(0, offset - TAIL_BYTES)
+                file.seek(start)
+                data = file.read(offset - start)
+        except FileNotFoundError:
+            return None
+        if not data.endswith(b"\n"):
+            return None
+        return data[:-1].rsplit(b"\n", 1)[-1]
 
     def latest(self) -> Checkpoint | None:
         checkpoints = self.read()
@@ -384,27 +416,58 @@ class CheckpointCopies:
             log.append(checkpoint)
 
     def read(self) -> list[Checkpoint]:
-        """The primary's checkpoints, once every copy agrees with them.
+        """The primary's checkpoints, once every copy agrees with them."""
+        return self.read_from(0)[0]
+
+    def read_from(self, offset: int) -> tuple[list[Checkpoint], int]:
+        """The primary's checkpoints after byte ``offset``, once every copy agrees.
 
         A copy may lack the primary's last line (a crash between the two appends); any
         other difference is a ``CheckpointError``.
         """
-        lines = self.primary.read()
+        lines, end = self.primary.read_from(offset)
         for log in self.copies:
-            copy = log.read()
+            copy, _ = log.read_from(offset)
             if copy != lines[: len(copy)] or len(copy) < len(lines) - 1:
                 raise CheckpointError(
-                    f"the checkpoint file ({len(lines)} checkpoints) disagrees with its copy"
-                    f" {log.path} ({len(copy)}): one of them was cut, rolled back or rewritten"
+                    f"the checkpoint file ({len(lines)} checkpoints from byte {offset})"
+                    f" disagrees with its copy {log.path} ({len(copy)}): one of them was cut,"
+                    " rolled back or rewritten"
                 )
-        return lines
+        return lines, end
+
+    def line_ending_at(self, offset: int) -> bytes | None:
+        """The line ending at ``offset`` when the file and every copy hold the same one."""
+        lines = {log.line_ending_at(offset) for log in (self.primary, *self.copies)}
+        return lines.pop() if len(lines) == 1 else None
+
+    def newest(self) -> tuple[Checkpoint | None, int]:
+        """The file's last checkpoint and its line count, read from the end of the files.
+
+        Every copy must end with the same line, or lack just that one (``repair``
+        completes it); otherwise a ``CheckpointError``.
+        """
+        newest = self.primary.latest_line()
+        for log in self.copies:
+            last = log.latest_line()
+            lacks_newest = newest is not None and newest.prev == (
+                GENESIS_HASH if last is None else last.line_hash()
+            )
+            if last != newest and not lacks_newest:
+                raise CheckpointError(
+                    f"the checkpoint file and its copy {log.path} end differently: one of"
+                    " them was cut, rolled back or rewritten"
+                )
+        if newest is None or newest.counter is not None:
+            return newest, newest.counter if newest is not None else 0
+        return newest, len(self.primary.read())  # format 1: counted once
 
     def repair(self) -> None:
-        """Append to each copy the last line it lacks (after ``read`` accepted them)."""
-        lines = self.primary.read()
+        """Append to each copy the last line it lacks (after ``newest`` accepted them)."""
+        newest = self.primary.latest_line()
         for log in self.copies:
-            if len(log.read()) == len(lines) - 1:
-                log.append(lines[-1])
+            if newest is not None and log.latest_line() != newest:
+                log.append(newest)
 
     def exists(self) -> bool:
         return self.primary.exists()

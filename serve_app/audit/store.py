@@ -8,30 +8,20 @@ take turns, so seqs stay gapless and the chain linear; a single writer keeps it 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+from tortoise.functions import Count
 
 from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
-    Anchor,
-    ChainVerifier,
-    Verification,
     link,
     utc_iso,
-)
-from serve_app.audit.checkpoints import (
-    CheckpointCopies,
-    CheckpointError,
-    CheckpointLog,
-    CheckpointVerifier,
 )
 from serve_app.audit.events import (
     AuditAction,
@@ -42,8 +32,7 @@ from serve_app.audit.events import (
     RouteChange,
     utc_now,
 )
-from serve_app.audit.replay import REPLAYED, TrailState, disagreement
-from serve_app.audit.tail import TailLimits, UnsignedTail, overdue
+from serve_app.audit.replay import REPLAYED
 from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
@@ -100,7 +89,7 @@ def _result_row(record: InferenceRecord, actor: str, now: datetime) -> Inference
 class AuditStore:
     def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
         self._database = database
-        self._clock = clock
+        self.clock = clock
 
     async def append(
         self, events: Sequence[AuditEvent], expected_head: tuple[int, str] | None = None
@@ -113,7 +102,7 @@ class AuditStore:
         """
         if not events:
             return []
-        now = self._clock()
+        now = self.clock()
         try:
             async with self._database.transaction() as tx:
                 await self._lock_chain(tx)
@@ -207,66 +196,6 @@ class AuditStore:
             yield page
             after = page[-1].seq
 
-    async def verify(
-        self,
-        checkpoints: CheckpointCopies | CheckpointLog | None = None,
-        verifier: CheckpointVerifier | None = None,
-        page_size: int = 1000,
-        limits: TailLimits | None = None,
-    ) -> Verification:
-        """Recompute the chain from the database, a page at a time, against every signed
-        checkpoint in ``checkpoints``; each inference's result row against its entry; the
-        registry's and routes' tables against the trail's entries; and, given ``limits``,
-        fail when the newest entries have stayed unsigned too long."""
-        reanchored: tuple[int, ...] = ()
-        try:
-            anchors: list[Anchor] = []
-            if checkpoints is not None:
-                if verifier is None:
-                    raise ValueError("checkpoints need a verifier")
-                # Read before the chain: every checkpoint read refers to committed rows.
-                checked = verifier.check_log(await asyncio.to_thread(checkpoints.read))
-                anchors, reanchored = checked.anchors, tuple(checked.reanchors)
-        except CheckpointError as error:
-            return Verification(False, 0, GENESIS_HASH, None, str(error))
-        now = self._clock()
-        chain = ChainVerifier(anchors)
-        state = TrailState()
-        signed_seq = anchors[-1].seq if anchors else 0
-        tail = UnsignedTail()
-        bad: list[tuple[int, str]] = []
-        inferences = 0
-        async for page in self.entries_from(1, page_size):
-            # NOTE: hashing a page is CPU work: off the event loop, so the writer's
-            # commits go on while an auditor verifies.
-            await asyncio.to_thread(chain.feed, page)
-            state.feed(page)
-            for entry in page:
-                if entry.seq > signed_seq:
-                    tail = tail.add(entry.timestamp)
-                if _has_result(entry):
-                    inferences += 1
-            if not bad and (found := await _check_results(page)) is not None:
-                bad.append(found)
-        verification = chain.result()
-        if verification.first_bad_seq is not None:
-            bad.append((verification.first_bad_seq, str(verification.reason)))
-        bad.sort()
-        problems = [reason for _, reason in bad[:1]]
-        problems += [p for p in await self._check_tables(state, inferences) if p is not None]
-        if limits is not None and (late := overdue(tail, limits, now)) is not None:
-            problems.append(late)
-        return replace(
-            verification,
-            valid=not problems,
-            first_bad_seq=bad[0][0] if bad else None,
-            reason="; ".join(problems) or None,
-            # NOTE: without checkpoints nothing is signed: the tail says nothing.
-            unsigned_entries=tail.entries if checkpoints is not None else 0,
-            unsigned_since=tail.first_time if checkpoints is not None else None,
-            reanchored_at=reanchored,
-        )
-
     async def tables(self) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
         """``model_versions`` as ref to (status, hash) and ``routes`` as endpoint to config."""
         versions = {
@@ -279,28 +208,32 @@ class AuditStore:
         """The registry's and routes' entries after ``after_seq``, oldest first."""
         return await AuditLog.filter(seq__gt=after_seq, action__in=REPLAYED).order_by("seq")
 
-    async def _check_tables(self, state: TrailState, inferences: int) -> list[str | None]:
-        """What the tables hold that the trail does not say, or the other way round."""
-        versions, routes = await self.tables()
-        results = await InferenceResult.all().count()
-        client = self._database.connection
-        repeated = await client.execute_query_dict(
-            'SELECT "object_id" FROM "audit_log" WHERE "action" = \'inference\''
-            ' GROUP BY "object_id" HAVING COUNT(*) > 1 LIMIT 1'
+    async def result_count(self) -> int:
+        return await InferenceResult.all().count()
+
+    async def repeated_inference(self, inference_ids: Sequence[str] | None = None) -> str | None:
+        """An inference id with more than one audit entry (among ``inference_ids``)."""
+        query = AuditLog.filter(action=AuditAction.INFERENCE)
+        if inference_ids is not None:
+            if not inference_ids:
+                return None
+            query = query.filter(object_id__in=list(inference_ids))
+        rows = await (
+            query.annotate(entries=Count("seq"))
+            .group_by("object_id")
+            .filter(entries__gt=1)
+            .limit(1)
+            .values_list("object_id", flat=True)
         )
-        return [
-            disagreement(state, versions, routes),
-            f"{results} result rows but {inferences} inference entries: a result was stored"
-            " without its audit entry"
-            if results != inferences
-            else None,
-            f"inference {repeated[0]['object_id']} has more than one audit entry"
-            if repeated
-            else None,
-        ]
+        return str(rows[0]) if rows else None
+
+    async def hashes_at(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Stored ``entry_hash`` of each of ``seqs`` that exists."""
+        rows = await AuditLog.filter(seq__in=list(seqs)).values_list("seq", "entry_hash")
+        return {int(seq): str(entry_hash) for seq, entry_hash in rows}  # type: ignore[misc]
 
 
-def _has_result(entry: AuditLog) -> bool:
+def has_result(entry: AuditLog) -> bool:
     return (
         entry.action == AuditAction.INFERENCE
         and isinstance(entry.details, dict)
@@ -338,9 +271,9 @@ async def _apply_route(
     )
 
 
-async def _check_results(page: list[AuditLog]) -> tuple[int, str] | None:
+async def check_results(page: Sequence[AuditLog]) -> tuple[int, str] | None:
     """The first entry of ``page`` whose result row is missing or altered."""
-    expected = {entry.object_id: entry for entry in page if _has_result(entry)}
+    expected = {entry.object_id: entry for entry in page if has_result(entry)}
     if not expected:
         return None
     rows = await InferenceResult.filter(inference_id__in=list(expected))

@@ -17,6 +17,7 @@ again. Reads and verification go on, so an auditor can see what went wrong.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from serve_app.audit.chain import GENESIS_HASH, Anchor, ChainVerifier, Verification
 from serve_app.audit.checkpoints import (
-    CheckedLog,
     Checkpoint,
     CheckpointCopies,
     CheckpointError,
@@ -42,6 +42,7 @@ from serve_app.audit.lease import WriterLease, writer_lease
 from serve_app.audit.replay import TrailState, disagreement
 from serve_app.audit.store import AuditStore, HeadMoved
 from serve_app.audit.tail import TailLimits, UnsignedTail, gap
+from serve_app.audit.verification import Progress, TrailVerifier
 from serve_app.auth.credentials import Credentials
 from serve_app.errors import ServiceUnavailable
 from serve_app.settings import Settings
@@ -110,6 +111,7 @@ class AuditWriter:
         self._lock: asyncio.Lock | None = None  # made inside the running loop
         self._replayed = TrailState()
         self._replayed_seq = 0
+        self._progress: Progress | None = None
 
     @classmethod
     def from_settings(
@@ -156,30 +158,38 @@ class AuditWriter:
             self._set(WriterState.STANDBY, "another audit writer holds the trail's lease")
             raise ServiceUnavailable(self._unavailable())
         try:
-            checked = await self._checked_log()
+            newest, lines = await self._newest()
             head = await self.store.head()
-            problem = await self._check_tail(checked.newest, head)
+            problem = await self._check_tail(newest, head)
             if problem is None:
-                problem = self._check_key(checked.newest)
+                problem = self._check_key(newest)
         except CheckpointError as error:
             problem = str(error)
         if problem is not None:
             await self._halt(problem)
             raise ServiceUnavailable(self._unavailable())
         await asyncio.to_thread(self.log.repair)
-        self._head, self._last, self._lines = head, checked.newest, checked.lines
-        self._signed_seq = checked.newest.seq if checked.newest is not None else 0
+        self._head, self._last, self._lines = head, newest, lines
+        self._signed_seq = newest.seq if newest is not None else 0
         self._signed_at = self._clock()
         self._set(WriterState.ACTIVE, None)
-        handover = checked.newest is not None and checked.newest.key_id != self.signer.key_id
+        handover = newest is not None and newest.key_id != self.signer.key_id
         if handover:
             await self._sign(CheckpointKind.HANDOVER)
         elif head[0] > self._signed_seq:
             # NOTE: signed now, not when due: the tail was checked a moment ago.
             await self._sign(CheckpointKind.SIGN)
 
-    async def _checked_log(self) -> CheckedLog:
-        return self.verifier.check_log(await asyncio.to_thread(self.log.read))
+    async def _newest(self) -> tuple[Checkpoint | None, int]:
+        """The newest checkpoint, its signature checked, and the file's line count.
+
+        NOTE: only the file's end is read, so a start costs the same after a year: the
+        lines before it are verification's business (each line commits to those before).
+        """
+        newest, lines = await asyncio.to_thread(self.log.newest)
+        if newest is not None:
+            self.verifier.check(newest)
+        return newest, lines
 
     async def _check_tail(self, newest: Checkpoint | None, head: tuple[int, str]) -> str | None:
         """Why the entries from the newest checkpoint on cannot be signed, or ``None``."""
@@ -258,12 +268,10 @@ class AuditWriter:
                 raise
             if rows:
                 self._head = (rows[-1].seq, rows[-1].entry_hash)
-            try:
+            # NOTE: the rows are durable: their callers must hear so. A writer that cannot
+            # sign has halted (and said why); the next write is refused before it commits.
+            with contextlib.suppress(ServiceUnavailable):
                 await self._checkpoint_if_due()
-            except ServiceUnavailable:
-                # NOTE: the rows are durable: their callers must hear so. The writer has
-                # halted (and said why); the next write is refused before it commits.
-                pass
             return rows
 
     async def _check_lease(self) -> None:
@@ -342,13 +350,12 @@ class AuditWriter:
         async with self._mutex():
             if self._lease is not None and not await self._lease.acquire(self._lease_wait_s):
                 raise ServiceUnavailable("another audit writer holds the lease: stop it first")
-            checked = await self._checked_log()
-            found = await self.store.verify(self.log, self.verifier, limits=self.limits)
-            newest = checked.newest
+            newest, lines = await self._newest()
+            found = await self.verify(full=True)
             details: dict[str, Any] = {
                 "reason": reason,
                 "newest_checkpoint": None if newest is None else {
-                    "seq": newest.seq, "counter": checked.lines, "key_id": newest.key_id,
+                    "seq": newest.seq, "counter": lines, "key_id": newest.key_id,
                 },
                 "verification": {
                     "valid": found.valid, "entries": found.entries,
@@ -364,7 +371,7 @@ class AuditWriter:
             )
             rows = await self.store.append([event])
             self._head = (rows[-1].seq, rows[-1].entry_hash)
-            self._last, self._lines = newest, checked.lines
+            self._last, self._lines = newest, lines
             checkpoint = await self._sign(CheckpointKind.REANCHOR)
             assert checkpoint is not None
             self._signed_seq = checkpoint.seq
@@ -391,8 +398,14 @@ class AuditWriter:
             self._replayed_seq = entry.seq
         return disagreement(self._replayed, versions, routes)
 
-    async def verify(self, page_size: int = 1000) -> Verification:
-        return await self.store.verify(self.log, self.verifier, page_size, self.limits)
+    async def verify(self, page_size: int = 1000, full: bool = False) -> Verification:
+        """Verify the trail, going on from the last valid verification unless ``full``."""
+        trail = TrailVerifier(
+            self.store, self.log, self.verifier, self.limits, self._clock, page_size
+        )
+        verification, progress = await trail.verify(None if full else self._progress)
+        self._progress = progress
+        return verification
 
     async def close(self) -> None:
         if self.state is WriterState.ACTIVE:

@@ -72,3 +72,9 @@ class ChainVerification(_FromRow):
         description="Seqs where an operator re-anchored the trail (`medai audit reanchor`);"
         " the `audit.reanchor` entry there says who and why.",
     )
+    incremental: bool = Field(
+        False,
+        description="Went on from the last verification (the entries and checkpoints written"
+        " since, and the unchanged last entry and checkpoint it proved); `full=true` reads"
+        " everything again.",
+    )

@@ -11,6 +11,7 @@ from serve_app.audit.chain import AuditEntry, Verification, chain
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner
 from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord
 from serve_app.audit.store import AuditStore
+from serve_app.audit.verification import verify
 from serve_app.storage import Database
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
@@ -85,7 +86,7 @@ async def sign(db: Database, log: CheckpointLog, *seqs: int) -> None:
 
 
 async def verified(store: AuditStore, log: CheckpointLog | None = None) -> Verification:
-    return await store.verify(log, SIGNER.verifier() if log else None, page_size=4)
+    return await verify(store, log, SIGNER.verifier() if log else None, page_size=4)
 
 
 async def rehash(db: Database, seq: int = 4) -> None:

@@ -28,6 +28,7 @@ from serve_app.audit.events import (
 from serve_app.audit.lease import writer_lease
 from serve_app.audit.store import AuditStore
 from serve_app.audit.tail import TailLimits
+from serve_app.audit.verification import verify
 from serve_app.audit.writer import AuditWriter, TrailMismatch, WriterState
 from serve_app.errors import ServiceUnavailable
 from serve_app.settings import Settings
@@ -467,7 +468,7 @@ def test_an_inference_entry_retargeted_at_another_result_is_caught(
             db, "UPDATE audit_log SET object_id = 'inf-1', details = ? WHERE seq = 2", details
         )
         await rehash(db, seq=0)
-        return await AuditStore(db).verify()
+        return await verify(AuditStore(db))
 
     verification = with_db(scenario)
     assert not verification.valid
@@ -488,3 +489,50 @@ def test_verification_reports_no_problem_for_a_real_registry_history(
 
     verification = with_db(scenario)
     assert verification.valid, verification.reason
+
+
+# --- incremental verification -----------------------------------------------------------
+
+
+def test_verification_goes_on_from_the_last_one(with_db: Any, writer_for: Any) -> None:
+    async def scenario(db: Database) -> list[Any]:
+        writer = writer_for(db)
+        await writer.write(events(12))
+        first = await writer.verify(page_size=4)
+        await writer.write(events(7))
+        second = await writer.verify(page_size=4)
+        # An entry altered in place, the hashes after it left alone: only a full
+        # verification reads it again.
+        await sql(db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+        return [first, second, await writer.verify(), await writer.verify(full=True)]
+
+    first, second, unread, full = with_db(scenario)
+    assert first.valid and not first.incremental
+    assert (first.entries, first.checkpoint_seq) == (12, 12)
+    assert second.valid and second.incremental
+    assert (second.entries, second.checkpoint_seq) == (19, 19)
+    assert unread.valid and unread.incremental
+    assert (full.valid, full.first_bad_seq, full.incremental) == (False, 3, False)
+
+
+@pytest.mark.parametrize("tamper", ["chain-rehashed", "file-cut", "row-appended-as-result"])
+def test_incremental_verification_falls_back_when_what_it_proved_changed(
+    with_db: Any, writer_for: Any, log: CheckpointLog, tamper: str
+) -> None:
+    async def scenario(db: Database) -> Any:
+        writer = writer_for(db)
+        for size in (5, 5, 2):
+            await writer.write(events(size))  # signed at 5 and 10
+        assert (await writer.verify()).valid
+        await writer.write(events(2))
+        if tamper == "chain-rehashed":
+            await rehash(db, seq=2)
+        elif tamper == "file-cut":
+            log.path.write_bytes(log.path.read_bytes().splitlines(keepends=True)[0])
+        else:
+            await writer.write([inference(1)])
+            await sql(db, "DELETE FROM audit_log WHERE seq = 15")
+        return await writer.verify()
+
+    verification = with_db(scenario)
+    assert not verification.valid

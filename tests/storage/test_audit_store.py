@@ -17,6 +17,7 @@ from serve_app.audit.canonical import canonical_json
 from serve_app.audit.chain import GENESIS_HASH, Verification
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import RESULT_DIGEST, AuditStore, result_digest
+from serve_app.audit.verification import verify
 from serve_app.errors import InvalidInput
 from serve_app.settings import Settings
 from serve_app.storage import Database, open_database
@@ -38,7 +39,7 @@ from tests.storage.audit_builders import (
 def test_empty_store(with_db: Any) -> None:
     async def scenario(db: Database) -> tuple[Any, ...]:
         store = AuditStore(db)
-        return await store.head(), await store.read(), await store.append([]), await store.verify()
+        return await store.head(), await store.read(), await store.append([]), await verify(store)
 
     head, rows, appended, verification = with_db(scenario)
     assert (head, rows, appended) == ((0, GENESIS_HASH), [], [])
@@ -75,7 +76,7 @@ def test_rows_read_back_as_written(with_db: Any) -> None:
     async def scenario(db: Database) -> tuple[AuditLog, Verification]:
         store = AuditStore(db, lambda: datetime(2026, 11, 25, 12, 0, 0, 7, tzinfo=plus_two))
         await store.append([awkward])
-        return (await store.read())[0], await store.verify()
+        return (await store.read())[0], await verify(store)
 
     row, verification = with_db(scenario)
     assert row.timestamp == datetime(2026, 11, 25, 10, 0, 0, 7, tzinfo=UTC)
@@ -185,7 +186,7 @@ def test_appends_from_several_processes_take_turns(
         seqs = [job.result(timeout=120) for job in jobs]
 
     async def scenario(db: Database) -> Verification:
-        return await AuditStore(db).verify()
+        return await verify(AuditStore(db))
 
     assert sorted(itertools.chain(*seqs)) == list(range(1, 151))
     for own in seqs:

@@ -8,7 +8,6 @@ import pytest
 
 from serve_app.audit.chain import Verification
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner, checkpoint_path
-from serve_app.audit.store import AuditStore
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from tests.storage.audit_builders import T0, rehash, seeded, sign, sql, verified

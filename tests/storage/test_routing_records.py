@@ -7,6 +7,7 @@ from typing import Any
 
 from serve_app.audit.events import AuditAction, AuditEvent, RouteChange
 from serve_app.audit.store import RESULT_DIGEST, AuditStore
+from serve_app.audit.verification import verify
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from serve_app.storage.models import SCHEMA_VERSION, InferenceResult
@@ -44,7 +45,7 @@ def test_a_route_is_set_replaced_and_deleted_with_its_audit_entries(with_db: Any
         await store.append([route_event("eng-3", "chest-ab", None)])
         seen.append(await store.routes())
         seen.append([(e.action, e.object_id, e.actor) for e in await store.read()])
-        seen.append((await store.verify()).valid)
+        seen.append((await verify(store)).valid)
         return seen
 
     first, second, deleted, entries, valid = with_db(scenario)
@@ -60,10 +61,10 @@ def test_routed_results_keep_their_routing_and_the_digest_holds_it(with_db: Any)
         store = AuditStore(db, clock())
         rows = await store.append([routed(1), routed(2, shadow_of="inf-1"), inference(3)])
         results = await store.routed_results("chest-ab", 10)
-        before = await store.verify()
+        before = await verify(store)
         await sql(db, "UPDATE inference_results SET arm = ? WHERE inference_id = ?",
                   "chest:1", "inf-2")  # fmt: skip
-        return rows, results, before, await store.verify()
+        return rows, results, before, await verify(store)
 
     rows, results, before, after = with_db(scenario)
     assert {(r.inference_id, r.arm, r.shadow_of, r.positive) for r in results} == {
@@ -98,7 +99,7 @@ def test_a_schema_1_database_is_migrated_and_its_results_still_verify(
         store = AuditStore(db, clock())
         await store.append([routed(3), route_event("eng", "chest-ab", CONFIG)])
         old = await InferenceResult.get(inference_id="inf-1")
-        return await versions(db), old.endpoint, await store.verify(), len(await store.routes())
+        return await versions(db), old.endpoint, await verify(store), len(await store.routes())
 
     with_db(make_schema_1)
     applied, old_endpoint, verification, routes = reopen(storage_settings, after_migration)

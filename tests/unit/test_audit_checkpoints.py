@@ -186,9 +186,7 @@ def test_a_reanchor_may_change_the_key_and_repeat_a_seq(signer: CheckpointSigner
     other = CheckpointSigner(Ed25519PrivateKey.generate())
     first = signer.sign(5, head(5), T0)
     reanchor = other.sign(5, head(5), T0, first, CheckpointKind.REANCHOR)
-    checked = CheckpointVerifier([signer.public_key, other.public_key]).check_log(
-        [first, reanchor]
-    )
+    checked = CheckpointVerifier([signer.public_key, other.public_key]).check_log([first, reanchor])
     assert (checked.reanchors, [a.seq for a in checked.anchors]) == ([5], [5])
 
 
