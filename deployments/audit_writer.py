@@ -96,8 +96,8 @@ class AuditWriter:
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         return await self.trail.entries(after_seq, limit)
 
-    async def verify(self) -> ChainVerification:
-        return await self.trail.verify()
+    async def verify(self, full: bool = False) -> ChainVerification:
+        return await self.trail.verify(full)
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         return await self.trail.model_versions(name)
@@ -145,8 +145,8 @@ class ServeTrail:
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         return await self._call("entries", after_seq, limit)
 
-    async def verify(self) -> ChainVerification:
-        return await self._call("verify")
+    async def verify(self, full: bool = False) -> ChainVerification:
+        return await self._call("verify", full)
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         return await self._call("model_versions", name)

@@ -52,8 +52,8 @@ class DatabaseTrail:
         rows = await self.writer.store.read(after_seq, limit)
         return [AuditRecord.model_validate(row) for row in rows]
 
-    async def verify(self) -> ChainVerification:
-        return ChainVerification.model_validate(await self.writer.verify())
+    async def verify(self, full: bool = False) -> ChainVerification:
+        return ChainVerification.model_validate(await self.writer.verify(full=full))
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         await self.writer.check_tables()

@@ -43,7 +43,9 @@ class AuditTrail(Protocol):
         """Entries with seq > ``after_seq``, oldest first, at most ``limit``."""
         ...
 
-    async def verify(self) -> ChainVerification: ...
+    async def verify(self, full: bool = False) -> ChainVerification:
+        """The trail checked from the last verification on, or from the start if ``full``."""
+        ...
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
         """Registered model versions, oldest first; only ``name``'s when given."""
@@ -126,7 +128,7 @@ class MemoryTrail:
         check_page(after_seq, limit)
         return [AuditRecord.model_validate(e) for e in self.chain[after_seq : after_seq + limit]]
 
-    async def verify(self) -> ChainVerification:
+    async def verify(self, full: bool = False) -> ChainVerification:
         return ChainVerification.model_validate(verify(self.chain))
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
@@ -157,7 +159,7 @@ class DisabledTrail:
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         raise ServiceUnavailable("the audit trail is off: audit.enabled is false")
 
-    async def verify(self) -> ChainVerification:
+    async def verify(self, full: bool = False) -> ChainVerification:
         raise ServiceUnavailable("the audit trail is off: audit.enabled is false")
 
     async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:

@@ -71,15 +71,17 @@ def build_records_router(trail: AuditTrail) -> APIRouter:
     @router.get(
         "/audit/verify", tags=["records"], response_model=ChainVerification, responses=ERRORS
     )
-    async def verify(caller: Auditor) -> ChainVerification:
-        """Recompute the hash chain and hold it to the signed checkpoints."""
-        verification = await trail.verify()
+    async def verify(caller: Auditor, full: bool = False) -> ChainVerification:
+        """Recompute the hash chain and hold it to the signed checkpoints, the results and
+        the registry's tables; from the last verification on unless ``full``."""
+        verification = await trail.verify(full)
         await audited(
             caller,
             AuditAction.AUDIT_VERIFY,
             "audit",
             valid=verification.valid,
             first_bad_seq=verification.first_bad_seq,
+            full=full,
         )
         return verification
 

@@ -141,6 +141,33 @@ def test_default_database_is_created_under_data_dir(tmp_path: Any) -> None:
     assert (tmp_path / "fresh" / "medai.sqlite3").is_file()
 
 
+def test_the_sqlite_files_are_readable_by_their_owner_only(tmp_path: Any) -> None:
+    settings = Settings(data_dir=tmp_path / "fresh")
+    path = tmp_path / "fresh" / "medai.sqlite3"
+    path.parent.mkdir()
+    path.touch(mode=0o644)  # left world-readable by an earlier version
+
+    async def main() -> None:
+        async with await open_database(settings) as db:
+            await SchemaVersion.all().using_db(db.connection).count()  # the WAL exists now
+
+    asyncio.run(main())
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.glob("medai.sqlite3*")}
+    assert modes and set(modes.values()) == {0o600}, modes
+
+
+def test_a_read_only_open_changes_nothing(tmp_path: Any) -> None:
+    settings = Settings(data_dir=tmp_path / "fresh")
+
+    async def look() -> None:
+        async with await open_database(settings, migrate=False):
+            pass
+
+    with pytest.raises(ConfigurationError, match="no database"):
+        asyncio.run(look())
+    assert not (tmp_path / "fresh").exists()
+
+
 @pytest.mark.parametrize(("query", "expected"), [("", 2), ("?synchronous=NORMAL", 1)])
 def test_sqlite_syncs_every_commit_unless_the_url_says_otherwise(
     tmp_path: Any, query: str, expected: int
