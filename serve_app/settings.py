@@ -139,6 +139,13 @@ class StorageSettings(BaseModel):
             raise ValueError("storage.database_url: no password in the URL; use PGPASSWORD")
         return url
 
+    lock_timeout_s: float = Field(5.0, gt=0, le=600)
+    """PostgreSQL: how long an audit write waits for the chain's lock before it fails with
+    503 (nothing stored), rather than queueing behind a stuck transaction for ever."""
+    statement_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """PostgreSQL: longest statement of an audit write; a longer one is cancelled (503,
+    nothing stored)."""
+
 
 class AuditSettings(BaseModel):
     """Signed checkpoints of the audit hash chain.
@@ -163,6 +170,10 @@ class AuditSettings(BaseModel):
     enabled: bool = True
     """Off only to measure what persistence costs: nothing is stored or audited and the
     record routes answer 503. Refused in production."""
+    call_timeout_s: float = Field(60.0, gt=0, le=600)
+    """Longest the ingress waits for any call to the audit writer (a write, a read, a
+    verification). A write that times out is answered 503 naming its outcome as unknown
+    and the inference ids to look up: it may have been committed."""
 
 
 class RegistrySettings(BaseModel):

@@ -22,6 +22,16 @@ REQUIRED_CLAIMS = ("sub", "role", "exp")
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 """RFC 7515 compact form: unpadded base64url only, so one token has one spelling."""
 
+MAX_SUBJECT_CHARS = 128
+"""Longest ``sub``: it is stored as the audit actor and the result's owner (128-character
+columns), so a longer one is refused here, before it can reach a write."""
+MAX_ROLE_CHARS = 32
+"""Longest ``role``: the audit entry's ``role`` column holds 32 characters."""
+CLAIM_BOUNDS: dict[str, tuple[int, re.Pattern[str]]] = {
+    "sub": (MAX_SUBJECT_CHARS, re.compile(r"[^\x00-\x1f\x7f]+")),  # no control characters
+    "role": (MAX_ROLE_CHARS, re.compile(r"[A-Za-z0-9_.:-]+")),
+}
+
 _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
     # Most specific first: several of these subclass one another.
     (jwt.ExpiredSignatureError, "expired", "the token has expired"),
@@ -86,10 +96,21 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _translate(exc) from None
-        for claim in ("sub", "role"):
-            if not isinstance(claims[claim], str) or not claims[claim]:
+        for claim, (longest, form) in CLAIM_BOUNDS.items():
+            value = claims[claim]
+            if not isinstance(value, str) or not value:
                 raise Unauthorized(
                     f"the token's {claim!r} claim is not a string", rule="claim-type"
+                )
+            if len(value) > longest:
+                raise Unauthorized(
+                    f"the token's {claim!r} claim is longer than {longest} characters",
+                    rule="claim-length",
+                )
+            if not form.fullmatch(value):
+                raise Unauthorized(
+                    f"the token's {claim!r} claim holds characters that are not accepted",
+                    rule="claim-chars",
                 )
         return Principal(subject=claims["sub"], role=claims["role"])
 

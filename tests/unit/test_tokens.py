@@ -9,11 +9,13 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from serve_app.audit.bounds import max_length
 from serve_app.auth.credentials import ConfigurationError, Credentials
 from serve_app.auth.keys import KeyRing
-from serve_app.auth.tokens import Principal, TokenVerifier, mint
+from serve_app.auth.tokens import MAX_ROLE_CHARS, MAX_SUBJECT_CHARS, Principal, TokenVerifier, mint
 from serve_app.errors import Unauthorized
 from serve_app.settings import AuthSettings
+from serve_app.storage.models import AuditLog, InferenceResult
 from tests.jwt_keys import KeyPair, ec_pair, forge, rsa_pair, write_jwks
 
 SECRET = "s" * 48
@@ -74,11 +76,26 @@ def test_minted_token_verifies_to_its_principal() -> None:
         (claims(sub=42), "claim-type"),
         (claims(role=["admin"]), "claim-type"),
         (claims(role=""), "claim-type"),
+        # Finding 3: a claim longer than the column it is stored in (actor, requested_by,
+        # role) must not reach a group commit; one character over is refused.
+        (claims(sub="x" * 300), "claim-length"),
+        (claims(sub="x" * (MAX_SUBJECT_CHARS + 1)), "claim-length"),
+        (claims(role="clinician" * 4), "claim-length"),
+        (claims(sub="alice\nadmin"), "claim-chars"),
+        (claims(role="admin role"), "claim-chars"),
     ],
 )
 def test_claim_failures_name_their_rule(token_claims: dict[str, object], rule: str) -> None:
     token = jwt.encode(token_claims, SECRET, algorithm="HS256")
     assert rejection(hs_verifier(), token).rule == rule
+
+
+def test_claim_bounds_are_the_columns_they_are_stored_in() -> None:
+    assert MAX_SUBJECT_CHARS == max_length(AuditLog, "actor")
+    assert MAX_SUBJECT_CHARS == max_length(InferenceResult, "requested_by")
+    assert MAX_ROLE_CHARS == max_length(AuditLog, "role")
+    token = mint(HS, SECRET, "a" * MAX_SUBJECT_CHARS, "ml_engineer", ttl_s=60)
+    assert hs_verifier().verify(token).subject == "a" * MAX_SUBJECT_CHARS
 
 
 def test_leeway_tolerates_small_clock_skew() -> None:
