@@ -91,9 +91,9 @@ def test_claim_failures_name_their_rule(token_claims: dict[str, object], rule: s
 
 
 def test_claim_bounds_are_the_columns_they_are_stored_in() -> None:
-    assert MAX_SUBJECT_CHARS == max_length(AuditLog, "actor")
-    assert MAX_SUBJECT_CHARS == max_length(InferenceResult, "requested_by")
-    assert MAX_ROLE_CHARS == max_length(AuditLog, "role")
+    assert max_length(AuditLog, "actor") == MAX_SUBJECT_CHARS
+    assert max_length(InferenceResult, "requested_by") == MAX_SUBJECT_CHARS
+    assert max_length(AuditLog, "role") == MAX_ROLE_CHARS
     token = mint(HS, SECRET, "a" * MAX_SUBJECT_CHARS, "ml_engineer", ttl_s=60)
     assert hs_verifier().verify(token).subject == "a" * MAX_SUBJECT_CHARS
 
