@@ -32,6 +32,10 @@ CLAIM_BOUNDS: dict[str, tuple[int, re.Pattern[str]]] = {
     "role": (MAX_ROLE_CHARS, re.compile(r"[A-Za-z0-9_.:-]+")),
 }
 
+ISSUER_SEPARATOR = "|"
+"""Between ``iss`` and ``sub`` in the identity of a token from an issuer this server was
+not configured with: that issuer's ``alice`` is another person than ours."""
+
 _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
     # Most specific first: several of these subclass one another.
     (jwt.ExpiredSignatureError, "expired", "the token has expired"),
@@ -50,7 +54,8 @@ _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
 
 @dataclass(frozen=True)
 class Principal:
-    """The verified caller: ``subject`` is the token's ``sub``, ``role`` its ``role``."""
+    """The verified caller: ``subject`` is its identity (the token's ``sub``, qualified by
+    its ``iss`` when that is not ``auth.issuer``), ``role`` its ``role``."""
 
     subject: str
     role: str
@@ -112,7 +117,23 @@ class TokenVerifier:
                     f"the token's {claim!r} claim holds characters that are not accepted",
                     rule="claim-chars",
                 )
-        return Principal(subject=claims["sub"], role=claims["role"])
+        return Principal(subject=self._identity(claims), role=claims["role"])
+
+    def _identity(self, claims: dict[str, Any]) -> str:
+        """The caller's identity: ``sub``, qualified by ``iss`` unless it is the issuer
+        this server is configured with (the only one production accepts)."""
+        issuer = claims.get("iss")
+        if issuer is None or issuer == self.auth.issuer:
+            return str(claims["sub"])
+        if not isinstance(issuer, str):
+            raise Unauthorized("the token's 'iss' claim is not a string", rule="claim-type")
+        identity = f"{issuer}{ISSUER_SEPARATOR}{claims['sub']}"
+        if len(identity) > MAX_SUBJECT_CHARS:
+            raise Unauthorized(
+                f"the token's 'iss' and 'sub' are longer than {MAX_SUBJECT_CHARS} characters",
+                rule="claim-length",
+            )
+        return identity
 
 
 def mint(
