@@ -90,6 +90,12 @@ class AuthSettings(BaseModel):
     secrets_dir: Path | None = None
     """Directory of secret files (Kubernetes/Docker secrets), read when the
     environment variable is unset."""
+    failure_window_s: float = Field(10.0, gt=0, le=3600)
+    """Failed authentications are audited in aggregate: one ``auth.failure`` entry per
+    rule and client address per this many seconds, with the count."""
+    max_failure_keys: int = Field(1024, ge=1, le=100_000)
+    """Most (rule, client) pairs counted in one window; further clients' failures are
+    merged into one ``*`` client per rule, so memory stays bounded under a flood."""
 
     @model_validator(mode="after")
     def _one_key_family(self) -> AuthSettings:
@@ -112,6 +118,11 @@ class RateLimitSettings(BaseModel):
     """Sustained requests per second per user (token ``sub``)."""
     burst: int = Field(100, ge=1)
     """Requests a user may send at once after being idle."""
+    unauthenticated_per_second: float = Field(2.0, gt=0)
+    """Sustained failed authentications per second per client address; beyond, the
+    address gets 429 with ``Retry-After`` instead of 401."""
+    unauthenticated_burst: int = Field(20, ge=1)
+    """Failed authentications a client address may make at once after being idle."""
 
 
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")

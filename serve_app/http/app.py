@@ -9,6 +9,7 @@ from serve_app.auth.credentials import Credentials
 from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import TokenVerifier
 from serve_app.backend import Backend
+from serve_app.http.auth_failures import FailedAuthentications
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
@@ -49,6 +50,14 @@ def create_app(
     buckets = (
         TokenBuckets(limit.requests_per_second, limit.burst) if settings.rate_limited else None
     )
+    strangers = (
+        TokenBuckets(limit.unauthenticated_per_second, limit.unauthenticated_burst)
+        if settings.rate_limited
+        else None
+    )
+    failures = FailedAuthentications(
+        trail, settings.auth.failure_window_s, settings.auth.max_failure_keys
+    )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
     app.add_middleware(
         BodySizeLimit,
@@ -61,7 +70,8 @@ def create_app(
         buckets=buckets,
         public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
         metrics=metrics,
-        trail=trail,
+        failures=failures,
+        strangers=strangers,
     )
     app.add_middleware(RequestContext, metrics=metrics)
     return app
