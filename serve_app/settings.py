@@ -250,6 +250,12 @@ class Settings(BaseSettings):
     """Models served, each by its own deployment with its own batching."""
     default_model: str = "chest-xray-demo"
     """Model used when a request names none; ``/readyz`` waits for it."""
+    docs: bool | None = None
+    """Serve the OpenAPI schema and docs (``/openapi.json``, ``/docs``, ``/redoc``); unset
+    serves them in development and not in production."""
+    public_metrics: bool | None = None
+    """Serve ``/metrics`` without a token; unset makes it public in development and, in
+    production, requires a token whose role grants ``metrics:read`` (admin)."""
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     hops: HopSettings = HopSettings()
@@ -277,6 +283,14 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def docs_served(self) -> bool:
+        return (not self.production) if self.docs is None else self.docs
+
+    @property
+    def metrics_public(self) -> bool:
+        return (not self.production) if self.public_metrics is None else self.public_metrics
 
     @property
     def rate_limited(self) -> bool:

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     MANAGE_MODELS = "models:manage"
     MANAGE_ROUTES = "routes:manage"
     READ_AUDIT = "audit:read"
+    READ_METRICS = "metrics:read"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

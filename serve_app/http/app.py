@@ -31,10 +31,15 @@ def create_app(
     registry: Registry,
     credentials: Credentials,
 ) -> FastAPI:
+    # NOTE: no schema or docs in production unless asked for: they map the attack surface.
+    docs = (
+        {} if settings.docs_served else {"openapi_url": None, "docs_url": None, "redoc_url": None}
+    )
     app = FastAPI(
         title="MedAI Flow",
         version="0.1.0",
         description="Inference on medical images with ONNX models served by Ray Serve.",
+        **docs,
     )
     install_problem_handlers(app)
     assert credentials.pseudonym_key is not None  # load_credentials guarantees it
@@ -68,7 +73,12 @@ def create_app(
         Authenticate,
         verifier=verifier,
         buckets=buckets,
-        public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
+        public_paths={
+            "/healthz",
+            "/readyz",
+            *(["/metrics"] if settings.metrics_public else []),
+            *docs_paths(app),
+        },
         metrics=metrics,
         failures=failures,
         strangers=strangers,
