@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
+import time
 from typing import Any
+
+import asyncpg
+import pytest
 
 from deployments.audit_writer import AuditWriter as WriterDeployment
 from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditEvent
-from serve_app.errors import Conflict, InvalidInput, MedAIError
+from serve_app.audit.store import AuditStore
+from serve_app.errors import Conflict, InvalidInput, MedAIError, ServiceUnavailable
 from serve_app.settings import Settings
+from serve_app.storage import open_database
 from tests.storage.audit_builders import record
 
 
@@ -87,3 +94,50 @@ def test_a_conflict_only_the_database_sees_fails_its_caller_alone(
     assert isinstance(second[1], Conflict)
     assert {i for i, kept in stored.items() if kept} == {"inf-1", "inf-2", "inf-3"}
     assert valid
+
+
+def test_a_write_stuck_behind_a_lock_fails_with_503_in_bounded_time(
+    storage_settings: Settings, database_url: str
+) -> None:
+    """A transaction someone left holding the chain's lock costs a 503 (nothing stored)
+    within ``storage.lock_timeout_s`` on PostgreSQL, SQLite's busy timeout on SQLite."""
+    settings = storage_settings.model_copy(
+        update={"storage": storage_settings.storage.model_copy(update={"lock_timeout_s": 0.5})}
+    )
+
+    async def main() -> float:
+        async with await open_database(settings) as db:
+            holder = await hold_the_chain(database_url)
+            try:
+                started = time.monotonic()
+                with pytest.raises(ServiceUnavailable):
+                    await AuditStore(db).append([answer(1)])
+                return time.monotonic() - started
+            finally:
+                await holder()
+
+    assert asyncio.run(main()) < 20
+
+
+async def hold_the_chain(database_url: str) -> Any:
+    """Take the audit table's lock from another connection; returns its release."""
+    if database_url.startswith("sqlite://"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite://"), timeout=0)
+        connection.execute("BEGIN IMMEDIATE")
+
+        async def release_sqlite() -> None:
+            connection.rollback()
+            connection.close()
+
+        return release_sqlite
+    url, _, query = database_url.partition("?schema=")
+    connection = await asyncpg.connect(url, server_settings={"search_path": query})
+    transaction = connection.transaction()
+    await transaction.start()
+    await connection.execute('LOCK TABLE "audit_log" IN ACCESS EXCLUSIVE MODE')
+
+    async def release_postgres() -> None:
+        await transaction.rollback()
+        await connection.close()
+
+    return release_postgres
