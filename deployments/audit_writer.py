@@ -65,6 +65,15 @@ class AuditWriter:
         if error is not None:
             raise error
 
+    async def record_each(self, callers: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        """Commit each caller's events (one ingress message carries many callers), each a
+        caller of its own in the group commit, so one caller's bad event fails only it.
+        Returns, per caller, ``None`` once its events are committed, else its error."""
+        outcomes = await asyncio.gather(
+            *(self._batched(events) for events in callers), return_exceptions=True
+        )
+        return [_outcome(o) for o in outcomes]
+
     async def _commit(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
         # NOTE: whatever one caller's events raise, only that caller fails (group_commit).
         return await commit_each(self.trail.record, batches)
@@ -102,6 +111,13 @@ class AuditWriter:
         await self.trail.close()
 
 
+def _outcome(outcome: MedAIError | BaseException | None) -> MedAIError | None:
+    if outcome is None or isinstance(outcome, MedAIError):
+        return outcome  # an outage (ServiceUnavailable) raised for the batch lands here too
+    log.error("audit write failed: %s", type(outcome).__name__)
+    return ServiceUnavailable("the audit writer failed; nothing of this record was stored")
+
+
 class ServeTrail:
     """The ingress's ``AuditTrail``: the writer deployment through its handle.
 
@@ -128,12 +144,11 @@ class ServeTrail:
 
     async def _send(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
         try:
-            await self._write([event for batch in batches for event in batch])
+            return await self._write(batches)
         except OutcomeUnknown:
             # NOTE: the writer may have committed them: each caller is told which of its
             # records to look up, never that nothing was stored.
             return [unknown_outcome(batch) for batch in batches]
-        return [None] * len(batches)
 
     async def result(self, inference_id: str) -> StoredResult | None:
         return await self._call("result", inference_id)
@@ -165,11 +180,14 @@ class ServeTrail:
             log.error("audit_writer.%s timed out after %g s", method, self.timeout_s)
             raise ServiceUnavailable(UNAVAILABLE) from None
 
-    async def _write(self, events: list[AuditEvent]) -> None:
-        """A write: a failure the writer did not report itself leaves the outcome unknown."""
+    async def _write(self, callers: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        """A write, one outcome per caller: a failure the writer did not report itself
+        leaves the outcome unknown."""
         try:
-            await asyncio.wait_for(
-                call(self.writer, "record", events, unavailable=UNKNOWN, error=OutcomeUnknown),
+            return await asyncio.wait_for(
+                call(
+                    self.writer, "record_each", callers, unavailable=UNKNOWN, error=OutcomeUnknown
+                ),
                 self.timeout_s,
             )
         except TimeoutError:

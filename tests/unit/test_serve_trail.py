@@ -7,6 +7,7 @@ The writer's handle is the one stand-in: Ray's transport is the true boundary he
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 
 from deployments.audit_writer import ServeTrail
 from serve_app.audit.events import AuditEvent, InferenceRecord
-from serve_app.errors import OutcomeUnknown, ServiceUnavailable
+from serve_app.audit.group_commit import commit_each
+from serve_app.audit.trail import MemoryTrail
+from serve_app.errors import InvalidInput, OutcomeUnknown, ServiceUnavailable
 
 
 class Method:
@@ -47,10 +50,11 @@ async def database_down(*_: Any) -> None:
 
 
 def answer(inference_id: str) -> AuditEvent:
+    confidence = math.nan if inference_id.endswith("nan") else 0.8
     return AuditEvent.inference(
         "dr-who",
         "clinician",
-        InferenceRecord(inference_id, "chest", "1", (0.2, 0.8), 0.8, "pneumonia", 0.5, 3.0),
+        InferenceRecord(inference_id, "chest", "1", (0.2, 0.8), confidence, "pneumonia", 0.5, 3.0),
     )
 
 
@@ -88,6 +92,20 @@ def test_the_writers_own_outage_still_says_nothing_was_stored() -> None:
     (error,) = send(database_down, ["inf-1"])
     assert not isinstance(error, OutcomeUnknown)
     assert error.detail == "the audit store is unavailable"
+
+
+def test_each_caller_of_one_message_gets_its_own_outcome() -> None:
+    """The writer commits each caller of a coalesced message as a caller of its own: here
+    its group commit over the in-memory trail."""
+    trail = MemoryTrail()
+
+    async def writer(callers: list[list[AuditEvent]]) -> list[Any]:
+        return await commit_each(trail.record, callers)
+
+    good, bad, other = send(writer, ["inf-1"], ["inf-nan"], ["inf-2"])
+    assert good is None and other is None
+    assert isinstance(bad, InvalidInput) and (bad.field, bad.rule) == ("confidence", "finite")
+    assert set(trail.results) == {"inf-1", "inf-2"}
 
 
 def test_reads_are_bounded_too() -> None:
