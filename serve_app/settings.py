@@ -236,7 +236,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     """Deployment kind; ``production`` refuses development defaults (generated development
-    secrets) and turns rate limiting on."""
+    secrets; RS256/ES256 without ``auth.issuer`` and ``auth.audience``), turns rate limiting
+    on, and serves neither the OpenAPI docs nor public ``/metrics``."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON logs of ``serve_app`` and ``deployments``."""
     data_dir: Path = REPO_ROOT / "data"
