@@ -256,7 +256,7 @@ class Settings(BaseSettings):
     serves them in development and not in production."""
     public_metrics: bool | None = None
     """Serve ``/metrics`` without a token; unset makes it public in development and, in
-    production, requires a token whose role grants ``metrics:read`` (admin)."""
+    production, requires a token whose role grants ``metrics:read`` (monitor, admin)."""
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     hops: HopSettings = HopSettings()

@@ -43,9 +43,13 @@ def test_metrics_need_metrics_read_in_production(
     assert_problem(production.get("/metrics"), 401, "authorization", "missing")
     refused = production.get("/metrics", headers=bearer(token_for, "clinician"))
     assert_problem(refused, 403, "role", "permission")
-    allowed = production.get("/metrics", headers=bearer(token_for, "admin"))
-    assert allowed.status_code == 200
-    assert "medai_http_requests" in allowed.text
+    for role in ("monitor", "admin"):
+        allowed = production.get("/metrics", headers=bearer(token_for, role))
+        assert allowed.status_code == 200
+        assert "medai_http_requests" in allowed.text
+    # The scraper's token opens nothing else.
+    monitor = bearer(token_for, "monitor")
+    assert_problem(production.get("/audit", headers=monitor), 403, "role", "permission")
     assert production.get("/healthz").status_code == 200
 
 
