@@ -61,7 +61,7 @@ def create_app(
         else None
     )
     failures = FailedAuthentications(
-        trail, settings.auth.failure_window_s, settings.auth.max_failure_keys
+        trail, settings.auth.failure_window_s, settings.auth.max_failure_keys, metrics
     )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
     app.add_middleware(

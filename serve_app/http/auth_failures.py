@@ -17,6 +17,7 @@ from datetime import datetime
 
 from serve_app.audit.events import AuditAction, AuditEvent, utc_now
 from serve_app.audit.trail import AuditTrail
+from serve_app.http.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ class FailedAuthentications:
         trail: AuditTrail,
         window_s: float,
         max_keys: int,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.trail = trail
+        self.metrics = metrics or Metrics()
         self.window_s = window_s
         self.max_keys = max_keys
         self.clock = clock
@@ -65,6 +68,7 @@ class FailedAuthentications:
         if key not in self._tallies and len(self._tallies) >= self.max_keys:
             key = (rule, ANY_CLIENT)
             self.merged += 1
+            self.metrics.auth_failures.labels("merged").inc()
         tally = self._tallies.get(key)
         if tally is None:
             tally = self._tallies[key] = _Tally(method, self.clock())
@@ -101,14 +105,18 @@ class FailedAuthentications:
     async def flush(self) -> None:
         if not (events := self.events()):
             return
+        count = sum(e.details["count"] for e in events)
         try:
             await self.trail.record(events)
         except Exception as error:
-            self.lost += sum(e.details["count"] for e in events)
+            self.lost += count
+            self.metrics.auth_failures.labels("lost").inc(count)
             log.error(
                 "could not audit failed authentications",
                 extra={"error": type(error).__name__, "lost": self.lost},
             )
+            return
+        self.metrics.auth_failures.labels("audited").inc(count)
 
     async def _flush_periodically(self) -> None:
         while self._tallies:

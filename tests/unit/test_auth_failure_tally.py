@@ -26,3 +26,6 @@ def test_a_flood_from_many_addresses_is_merged_not_held() -> None:
     assert merged["count"] == tally.merged
     assert len(merged["paths"]) == 8
     assert all(len(p) == MAX_PATH_CHARS for d in details for p in d["paths"])
+    sample = tally.metrics.registry.get_sample_value
+    assert sample("medai_auth_failures_total", {"outcome": "audited"}) == 10_000
+    assert sample("medai_auth_failures_total", {"outcome": "merged"}) == tally.merged
