@@ -122,12 +122,17 @@ class TokenVerifier:
     def _identity(self, claims: dict[str, Any]) -> str:
         """The caller's identity: ``sub``, qualified by ``iss`` unless it is the issuer
         this server is configured with (the only one production accepts)."""
-        issuer = claims.get("iss")
+        issuer, subject = claims.get("iss"), str(claims["sub"])
+        if self.auth.issuer is None and ISSUER_SEPARATOR in subject:
+            # NOTE: qualified identities exist here; a bare sub must not spell one.
+            raise Unauthorized(
+                f"the token's 'sub' claim holds {ISSUER_SEPARATOR!r}", rule="claim-chars"
+            )
         if issuer is None or issuer == self.auth.issuer:
-            return str(claims["sub"])
+            return subject
         if not isinstance(issuer, str):
             raise Unauthorized("the token's 'iss' claim is not a string", rule="claim-type")
-        identity = f"{issuer}{ISSUER_SEPARATOR}{claims['sub']}"
+        identity = f"{issuer}{ISSUER_SEPARATOR}{subject}"
         if len(identity) > MAX_SUBJECT_CHARS:
             raise Unauthorized(
                 f"the token's 'iss' and 'sub' are longer than {MAX_SUBJECT_CHARS} characters",

@@ -90,6 +90,10 @@ def test_without_a_configured_issuer_identities_are_namespaced_by_issuer(
     with pytest.raises(Unauthorized) as refused:
         verifier.verify(token(strong, iss="https://" + "i" * 120))
     assert refused.value.rule == "claim-length"
+    # A token without iss must not pass for another issuer's alice.
+    with pytest.raises(Unauthorized) as refused:
+        verifier.verify(token(strong, sub="https://a.test|alice"))
+    assert refused.value.rule == "claim-chars"
 
 
 def test_rsa_keys_under_2048_bits_are_refused(tmp_path: Path, weak: KeyPair) -> None:
