@@ -14,7 +14,8 @@ from ray.serve.handle import DeploymentHandle
 from deployments.calls import call
 from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditEvent
-from serve_app.errors import MedAIError, ServiceUnavailable
+from serve_app.audit.group_commit import commit_each
+from serve_app.errors import MedAIError, OutcomeUnknown, ServiceUnavailable
 from serve_app.logs import configure_logging
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
@@ -23,7 +24,11 @@ from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "the audit trail is unavailable; nothing was stored"
+UNAVAILABLE = "the audit trail is unavailable"
+UNKNOWN = "the audit trail did not answer: whether the record was stored is unknown"
+"""A failure the writer itself did not report (a timeout, a dead replica): its outcome is
+unknown. The writer's own 503s (the database is down, the transaction rolled back) pass
+through unchanged: they do say nothing was stored."""
 MESSAGES_IN_FLIGHT = 1
 """One write in flight from each ingress replica: events that arrive meanwhile queue and
 travel together in the next message, so a burst costs one hop and one transaction."""
@@ -60,25 +65,18 @@ class AuditWriter:
         if error is not None:
             raise error
 
-    async def _commit(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
-        try:
-            await self.trail.record([event for batch in batches for event in batch])
-            return [None] * len(batches)
-        except ServiceUnavailable:
-            raise
-        except MedAIError:
-            # NOTE: one caller's change broke the transaction (a conflicting model
-            # version): commit each caller apart so that only that caller fails.
-            return [await self._commit_apart(batch) for batch in batches]
+    async def record_each(self, callers: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        """Commit each caller's events (one ingress message carries many callers), each a
+        caller of its own in the group commit, so one caller's bad event fails only it.
+        Returns, per caller, ``None`` once its events are committed, else its error."""
+        outcomes = await asyncio.gather(
+            *(self._batched(events) for events in callers), return_exceptions=True
+        )
+        return [_outcome(o) for o in outcomes]
 
-    async def _commit_apart(self, batch: list[AuditEvent]) -> MedAIError | None:
-        try:
-            await self.trail.record(batch)
-        except ServiceUnavailable:
-            raise
-        except MedAIError as error:
-            return error
-        return None
+    async def _commit(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        # NOTE: whatever one caller's events raise, only that caller fails (group_commit).
+        return await commit_each(self.trail.record, batches)
 
     async def _sign_periodically(self, every_s: float) -> None:
         while True:
@@ -115,15 +113,26 @@ class AuditWriter:
         await self.trail.close()
 
 
+def _outcome(outcome: MedAIError | BaseException | None) -> MedAIError | None:
+    if outcome is None or isinstance(outcome, MedAIError):
+        return outcome  # an outage (ServiceUnavailable) raised for the batch lands here too
+    log.error("audit write failed: %s", type(outcome).__name__)
+    return ServiceUnavailable("the audit writer failed; nothing of this record was stored")
+
+
 class ServeTrail:
     """The ingress's ``AuditTrail``: the writer deployment through its handle.
 
     Concurrent requests' events travel in one message (``serve.batch`` with no wait), so
-    the hop costs one message per burst rather than one per request.
+    the hop costs one message per burst rather than one per request. Every call waits at
+    most ``audit.call_timeout_s``.
     """
 
-    def __init__(self, writer: DeploymentHandle, max_batch_events: int) -> None:
+    def __init__(
+        self, writer: DeploymentHandle, max_batch_events: int, timeout_s: float = 60.0
+    ) -> None:
         self.writer = writer
+        self.timeout_s = timeout_s
         self._coalesced = serve.batch(
             max_batch_size=max_batch_events,
             batch_wait_timeout_s=0.0,
@@ -132,12 +141,16 @@ class ServeTrail:
         )(self._send)
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
-        if events:
-            await self._coalesced(list(events))
+        if events and (error := await self._coalesced(list(events))) is not None:
+            raise error
 
-    async def _send(self, batches: list[list[AuditEvent]]) -> list[None]:
-        await self._call("record", [event for batch in batches for event in batch])
-        return [None] * len(batches)
+    async def _send(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        try:
+            return await self._write(batches)
+        except OutcomeUnknown:
+            # NOTE: the writer may have committed them: each caller is told which of its
+            # records to look up, never that nothing was stored.
+            return [unknown_outcome(batch) for batch in batches]
 
     async def result(self, inference_id: str) -> StoredResult | None:
         return await self._call("result", inference_id)
@@ -160,4 +173,39 @@ class ServeTrail:
         return await self._call("route_stats", endpoint, limit, since)
 
     async def _call(self, method: str, *args: Any) -> Any:
-        return await call(self.writer, method, *args, unavailable=UNAVAILABLE)
+        """A read: any failure the writer did not report itself is a plain 503."""
+        try:
+            return await asyncio.wait_for(
+                call(self.writer, method, *args, unavailable=UNAVAILABLE), self.timeout_s
+            )
+        except TimeoutError:
+            log.error("audit_writer.%s timed out after %g s", method, self.timeout_s)
+            raise ServiceUnavailable(UNAVAILABLE) from None
+
+    async def _write(self, callers: list[list[AuditEvent]]) -> list[MedAIError | None]:
+        """A write, one outcome per caller: a failure the writer did not report itself
+        leaves the outcome unknown."""
+        try:
+            return await asyncio.wait_for(
+                call(
+                    self.writer, "record_each", callers, unavailable=UNKNOWN, error=OutcomeUnknown
+                ),
+                self.timeout_s,
+            )
+        except TimeoutError:
+            log.error("audit_writer.record timed out after %g s", self.timeout_s)
+            raise OutcomeUnknown(UNKNOWN) from None
+
+
+def unknown_outcome(events: Sequence[AuditEvent]) -> OutcomeUnknown:
+    """The 503 of a write that may have been committed, naming what to look up."""
+    ids = [event.object_id for event in events if event.result is not None]
+    if not ids:
+        return OutcomeUnknown(UNKNOWN)
+    return OutcomeUnknown(
+        f"{UNKNOWN}; look up inference {', '.join(map(str, ids))} (GET /results/{{id}}) "
+        "before retrying",
+        errors=[
+            {"field": "inference_id", "rule": "outcome-unknown", "message": str(i)} for i in ids
+        ],
+    )

@@ -91,7 +91,11 @@ class Ingress:
         credentials = load_credentials(self.settings)
         backend = ServeBackend(self.preprocessor, self.settings)
         trail: AuditTrail = (
-            ServeTrail(self.audit_writer, self.settings.audit.max_batch_events)
+            ServeTrail(
+                self.audit_writer,
+                self.settings.audit.max_batch_events,
+                self.settings.audit.call_timeout_s,
+            )
             if self.audit_writer is not None
             else DisabledTrail()
         )

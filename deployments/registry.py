@@ -43,7 +43,7 @@ class Registry:
     ) -> None:
         configure_logging(settings.log_level)
         trail: AuditTrail = (
-            ServeTrail(audit_writer, settings.audit.max_batch_events)
+            ServeTrail(audit_writer, settings.audit.max_batch_events, settings.audit.call_timeout_s)
             if audit_writer is not None
             else DisabledTrail()
         )

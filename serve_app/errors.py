@@ -153,6 +153,22 @@ class ServiceUnavailable(MedAIError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class OutcomeUnknown(ServiceUnavailable):
+    """A write whose outcome is unknown: it may have been committed. The client must
+    look the named records up before retrying, not assume nothing was stored."""
+
+    slug = "outcome-unknown"
+    title = "Outcome unknown"
+
+
+class RecordRefused(MedAIError):
+    """The store refused one caller's record for a reason no check foresaw; nothing of
+    that caller's record was stored (others committed with it are unaffected)."""
+
+    slug = "record-refused"
+    title = "Record refused"
+
+
 def _rebuild(cls: type[MedAIError], state: dict[str, Any]) -> MedAIError:
     error = cls.__new__(cls)
     Exception.__init__(error, state["detail"])

@@ -90,6 +90,12 @@ class AuthSettings(BaseModel):
     secrets_dir: Path | None = None
     """Directory of secret files (Kubernetes/Docker secrets), read when the
     environment variable is unset."""
+    failure_window_s: float = Field(10.0, gt=0, le=3600)
+    """Failed authentications are audited in aggregate: one ``auth.failure`` entry per
+    rule and client address per this many seconds, with the count."""
+    max_failure_keys: int = Field(1024, ge=1, le=100_000)
+    """Most (rule, client) pairs counted in one window; further clients' failures are
+    merged into one ``*`` client per rule, so memory stays bounded under a flood."""
 
     @model_validator(mode="after")
     def _one_key_family(self) -> AuthSettings:
@@ -112,6 +118,11 @@ class RateLimitSettings(BaseModel):
     """Sustained requests per second per user (token ``sub``)."""
     burst: int = Field(100, ge=1)
     """Requests a user may send at once after being idle."""
+    unauthenticated_per_second: float = Field(2.0, gt=0)
+    """Sustained failed authentications per second per client address; beyond, the
+    address gets 429 with ``Retry-After`` instead of 401."""
+    unauthenticated_burst: int = Field(20, ge=1)
+    """Failed authentications a client address may make at once after being idle."""
 
 
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
@@ -138,6 +149,13 @@ class StorageSettings(BaseModel):
         if parts.password:
             raise ValueError("storage.database_url: no password in the URL; use PGPASSWORD")
         return url
+
+    lock_timeout_s: float = Field(5.0, gt=0, le=600)
+    """PostgreSQL: how long an audit write waits for the chain's lock before it fails with
+    503 (nothing stored), rather than queueing behind a stuck transaction for ever."""
+    statement_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """PostgreSQL: longest statement of an audit write; a longer one is cancelled (503,
+    nothing stored)."""
 
 
 class AuditSettings(BaseModel):
@@ -177,6 +195,10 @@ class AuditSettings(BaseModel):
     enabled: bool = True
     """Off only to measure what persistence costs: nothing is stored or audited and the
     record routes answer 503. Refused in production."""
+    call_timeout_s: float = Field(60.0, gt=0, le=600)
+    """Longest the ingress waits for any call to the audit writer (a write, a read, a
+    verification). A write that times out is answered 503 naming its outcome as unknown
+    and the inference ids to look up: it may have been committed."""
 
 
 class RegistrySettings(BaseModel):
@@ -228,7 +250,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     """Deployment kind; ``production`` refuses development defaults (generated development
-    secrets) and turns rate limiting on."""
+    secrets; RS256/ES256 without ``auth.issuer`` and ``auth.audience``), turns rate limiting
+    on, and serves neither the OpenAPI docs nor public ``/metrics``."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON logs of ``serve_app`` and ``deployments``."""
     data_dir: Path = REPO_ROOT / "data"
@@ -242,6 +265,12 @@ class Settings(BaseSettings):
     """Models served, each by its own deployment with its own batching."""
     default_model: str = "chest-xray-demo"
     """Model used when a request names none; ``/readyz`` waits for it."""
+    docs: bool | None = None
+    """Serve the OpenAPI schema and docs (``/openapi.json``, ``/docs``, ``/redoc``); unset
+    serves them in development and not in production."""
+    public_metrics: bool | None = None
+    """Serve ``/metrics`` without a token; unset makes it public in development and, in
+    production, requires a token whose role grants ``metrics:read`` (monitor, admin)."""
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     hops: HopSettings = HopSettings()
@@ -269,6 +298,14 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def docs_served(self) -> bool:
+        return (not self.production) if self.docs is None else self.docs
+
+    @property
+    def metrics_public(self) -> bool:
+        return (not self.production) if self.public_metrics is None else self.public_metrics
 
     @property
     def rate_limited(self) -> bool:

@@ -44,8 +44,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-TEST_AUTH = {"issuer": "https://idp.medai.test", "audience": "medai-flow"}
-"""Test servers check ``iss`` and ``aud``, so the attack matrix covers them."""
+TEST_AUTH = {"issuer": "https://idp.medai.test", "audience": "medai-flow", "failure_window_s": 0.5}
+"""Test servers check ``iss`` and ``aud``, so the attack matrix covers them, and audit
+failed authentications every half second, so tests need not wait long for them."""
 TEST_REGISTRY = {"max_shadows_in_flight": 256}
 """Every shadow copy runs, so the tests can count them; shedding is tested apart."""
 

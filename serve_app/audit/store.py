@@ -9,14 +9,17 @@ take turns, so seqs stay gapless and the chain linear; a single writer keeps it 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 from tortoise.functions import Count
 
+from serve_app.audit.bounds import refusal
 from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
@@ -63,6 +66,31 @@ class HeadMoved(ServiceUnavailable):
     """The chain's head is not the one this writer committed last: someone else wrote."""
 
 
+OUTAGES = (
+    DBConnectionError,
+    OperationalError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+"""What says the store, not the batch, failed: the whole batch is a 503, nothing stored.
+``QueryCanceledError`` and ``LockNotAvailableError`` are the write's timeouts."""
+
+
+def _refused_value(error: OperationalError) -> bool:
+    """Whether the database refused a value of the batch (too long, out of range)."""
+    return isinstance(error.__cause__, asyncpg.DataError | sqlite3.DataError)
+
+
+def _ms(seconds: float | None) -> int:
+    return 0 if seconds is None else max(1, round(seconds * 1000))  # 0: no limit
+
+
 def check_page(after_seq: int, limit: int) -> None:
     """``InvalidInput`` unless ``limit`` is 1..MAX_READ and ``after_seq`` not negative."""
     if not 1 <= limit <= MAX_READ:
@@ -102,6 +130,8 @@ class AuditStore:
         """
         if not events:
             return []
+        if (error := refusal(events)) is not None:
+            raise error
         now = self.clock()
         try:
             async with self._database.transaction() as tx:
@@ -134,15 +164,23 @@ class AuditStore:
             # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
             # constraint (a reused inference_id) is a bug that no retry gets past.
             raise
-        except (DBConnectionError, OperationalError, OSError) as error:
+        except OUTAGES as error:
+            if isinstance(error, OperationalError) and _refused_value(error):
+                raise  # the batch's own data, not the store: group commit isolates it
             raise ServiceUnavailable("the audit store is unavailable") from error
         return entries
 
     async def _lock_chain(self, tx: BaseDBAsyncClient) -> None:
         if self._database.dialect == "postgres":
-            # NOTE: SHARE ROW EXCLUSIVE conflicts with itself and with writes, not with
-            # reads: appends queue here and each one then reads the committed head.
-            await tx.execute_script('LOCK TABLE "audit_log" IN SHARE ROW EXCLUSIVE MODE')
+            # NOTE: bounded waits: a stuck transaction holding the lock costs a 503 (this
+            # transaction rolls back, nothing is stored), not a queue that never moves.
+            # SHARE ROW EXCLUSIVE conflicts with itself and with writes, not with reads:
+            # appends queue here and each one then reads the committed head.
+            await tx.execute_script(
+                f"SET LOCAL lock_timeout = {_ms(self._database.lock_timeout_s)}; "
+                f"SET LOCAL statement_timeout = {_ms(self._database.statement_timeout_s)}; "
+                'LOCK TABLE "audit_log" IN SHARE ROW EXCLUSIVE MODE'
+            )
         else:
             # NOTE: a write as the transaction's first statement takes SQLite's write lock
             # now, so another process's append waits instead of reading a stale head.

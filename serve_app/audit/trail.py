@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from serve_app.audit.bounds import refusal
 from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import ChainedEntry, link, verify
@@ -73,6 +74,8 @@ class MemoryTrail:
         self._lock = asyncio.Lock()
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
+        if (error := refusal(events)) is not None:
+            raise error  # what the database's writer would refuse
         async with self._lock:
             now = utc_now()
             # NOTE: all model changes first, as the database's transaction would: a

@@ -61,12 +61,25 @@ def _dev_values(directory: Path) -> set[str]:
     return {p.read_text().strip() for p in directory.iterdir() if p.is_file()}
 
 
+def check_identity_provider(settings: Settings) -> None:
+    """Production with an outside identity provider (RS256/ES256) names its issuer and
+    audience: without them, any application's token signed by that provider is accepted,
+    with whatever ``role`` it carries."""
+    auth = settings.auth
+    if settings.production and "HS256" not in auth.algorithms:
+        missing = [name for name in ("issuer", "audience") if getattr(auth, name) is None]
+        if missing:
+            names = " and ".join(f"auth.{name}" for name in missing)
+            raise ConfigurationError(f"production with RS256/ES256 needs {names}")
+
+
 def load_credentials(settings: Settings, need: Iterable[str] = ()) -> Credentials:
     """The secrets this process needs, refusing what production must not run with.
 
     Every process needs the pseudonym key (and the JWT secret under HS256); ``need`` names
     more, e.g. ``{"audit_signing_key"}`` in the audit writer.
     """
+    check_identity_provider(settings)
     dirs = [settings.auth.secrets_dir] if settings.auth.secrets_dir else []
     if not settings.production:
         _generate_dev_secrets(dev_secrets_dir(settings))

@@ -13,6 +13,17 @@ from serve_app.auth.credentials import ConfigurationError, Credentials
 from serve_app.errors import Unauthorized
 from serve_app.settings import AuthSettings
 
+MIN_RSA_BITS = 2048
+"""NIST SP 800-131A: RSA keys shorter than 2048 bits are disallowed for signatures."""
+
+
+def _strong_enough(key: Any) -> Any:
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise ConfigurationError(
+            f"auth: an RSA key of {key.key_size} bits is refused; at least {MIN_RSA_BITS}"
+        )
+    return key
+
 
 def _public_key_algorithm(key: Any) -> str:
     if isinstance(key, rsa.RSAPublicKey):
@@ -42,12 +53,15 @@ class KeyRing:
             secret = credentials.jwt_secret.get_secret_value().encode()
             return cls({None: VerificationKey("HS256", secret)})
         if auth.public_key_file is not None:
-            key = load_pem_public_key(auth.public_key_file.read_bytes())
+            key = _strong_enough(load_pem_public_key(auth.public_key_file.read_bytes()))
             keys = {None: VerificationKey(_public_key_algorithm(key), key)}
         else:
             assert auth.jwks_file is not None  # AuthSettings guarantees one of the two
             jwks = jwt.PyJWKSet.from_json(auth.jwks_file.read_text())
-            keys = {k.key_id: VerificationKey(k.algorithm_name, k.key) for k in jwks.keys}
+            keys = {
+                k.key_id: VerificationKey(k.algorithm_name, _strong_enough(k.key))
+                for k in jwks.keys
+            }
         unusable = {k.algorithm for k in keys.values()} - set(auth.algorithms)
         if unusable:
             raise ConfigurationError(f"auth: keys for {sorted(unusable)} are not in algorithms")

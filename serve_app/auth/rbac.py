@@ -15,6 +15,8 @@ class Role(StrEnum):
     """Manages models and routes; runs inference."""
     AUDITOR = "auditor"
     """Reads and verifies the audit trail."""
+    MONITOR = "monitor"
+    """Reads ``/metrics`` (a Prometheus scraper's token): nothing else."""
     ADMIN = "admin"
     """Everything."""
 
@@ -26,6 +28,7 @@ class Permission(StrEnum):
     MANAGE_MODELS = "models:manage"
     MANAGE_ROUTES = "routes:manage"
     READ_AUDIT = "audit:read"
+    READ_METRICS = "metrics:read"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -34,6 +37,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         {Permission.INFER, Permission.MANAGE_MODELS, Permission.MANAGE_ROUTES}
     ),
     Role.AUDITOR: frozenset({Permission.READ_AUDIT, Permission.READ_ANY_RESULTS}),
+    Role.MONITOR: frozenset({Permission.READ_METRICS}),
     Role.ADMIN: frozenset(Permission),
 }
 

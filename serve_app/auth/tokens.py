@@ -22,6 +22,20 @@ REQUIRED_CLAIMS = ("sub", "role", "exp")
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 """RFC 7515 compact form: unpadded base64url only, so one token has one spelling."""
 
+MAX_SUBJECT_CHARS = 128
+"""Longest ``sub``: it is stored as the audit actor and the result's owner (128-character
+columns), so a longer one is refused here, before it can reach a write."""
+MAX_ROLE_CHARS = 32
+"""Longest ``role``: the audit entry's ``role`` column holds 32 characters."""
+CLAIM_BOUNDS: dict[str, tuple[int, re.Pattern[str]]] = {
+    "sub": (MAX_SUBJECT_CHARS, re.compile(r"[^\x00-\x1f\x7f]+")),  # no control characters
+    "role": (MAX_ROLE_CHARS, re.compile(r"[A-Za-z0-9_.:-]+")),
+}
+
+ISSUER_SEPARATOR = "|"
+"""Between ``iss`` and ``sub`` in the identity of a token from an issuer this server was
+not configured with: that issuer's ``alice`` is another person than ours."""
+
 _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
     # Most specific first: several of these subclass one another.
     (jwt.ExpiredSignatureError, "expired", "the token has expired"),
@@ -40,7 +54,8 @@ _RULES: list[tuple[type[jwt.PyJWTError], str, str]] = [
 
 @dataclass(frozen=True)
 class Principal:
-    """The verified caller: ``subject`` is the token's ``sub``, ``role`` its ``role``."""
+    """The verified caller: ``subject`` is its identity (the token's ``sub``, qualified by
+    its ``iss`` when that is not ``auth.issuer``), ``role`` its ``role``."""
 
     subject: str
     role: str
@@ -86,12 +101,44 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _translate(exc) from None
-        for claim in ("sub", "role"):
-            if not isinstance(claims[claim], str) or not claims[claim]:
+        for claim, (longest, form) in CLAIM_BOUNDS.items():
+            value = claims[claim]
+            if not isinstance(value, str) or not value:
                 raise Unauthorized(
                     f"the token's {claim!r} claim is not a string", rule="claim-type"
                 )
-        return Principal(subject=claims["sub"], role=claims["role"])
+            if len(value) > longest:
+                raise Unauthorized(
+                    f"the token's {claim!r} claim is longer than {longest} characters",
+                    rule="claim-length",
+                )
+            if not form.fullmatch(value):
+                raise Unauthorized(
+                    f"the token's {claim!r} claim holds characters that are not accepted",
+                    rule="claim-chars",
+                )
+        return Principal(subject=self._identity(claims), role=claims["role"])
+
+    def _identity(self, claims: dict[str, Any]) -> str:
+        """The caller's identity: ``sub``, qualified by ``iss`` unless it is the issuer
+        this server is configured with (the only one production accepts)."""
+        issuer, subject = claims.get("iss"), str(claims["sub"])
+        if self.auth.issuer is None and ISSUER_SEPARATOR in subject:
+            # NOTE: qualified identities exist here; a bare sub must not spell one.
+            raise Unauthorized(
+                f"the token's 'sub' claim holds {ISSUER_SEPARATOR!r}", rule="claim-chars"
+            )
+        if issuer is None or issuer == self.auth.issuer:
+            return subject
+        if not isinstance(issuer, str):
+            raise Unauthorized("the token's 'iss' claim is not a string", rule="claim-type")
+        identity = f"{issuer}{ISSUER_SEPARATOR}{subject}"
+        if len(identity) > MAX_SUBJECT_CHARS:
+            raise Unauthorized(
+                f"the token's 'iss' and 'sub' are longer than {MAX_SUBJECT_CHARS} characters",
+                rule="claim-length",
+            )
+        return identity
 
 
 def mint(

@@ -9,6 +9,7 @@ from serve_app.auth.credentials import Credentials
 from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import TokenVerifier
 from serve_app.backend import Backend
+from serve_app.http.auth_failures import FailedAuthentications
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
@@ -30,10 +31,15 @@ def create_app(
     registry: Registry,
     credentials: Credentials,
 ) -> FastAPI:
+    # NOTE: no schema or docs in production unless asked for: they map the attack surface.
+    docs = (
+        {} if settings.docs_served else {"openapi_url": None, "docs_url": None, "redoc_url": None}
+    )
     app = FastAPI(
         title="MedAI Flow",
         version="0.1.0",
         description="Inference on medical images with ONNX models served by Ray Serve.",
+        **docs,
     )
     install_problem_handlers(app)
     assert credentials.pseudonym_key is not None  # load_credentials guarantees it
@@ -49,6 +55,14 @@ def create_app(
     buckets = (
         TokenBuckets(limit.requests_per_second, limit.burst) if settings.rate_limited else None
     )
+    strangers = (
+        TokenBuckets(limit.unauthenticated_per_second, limit.unauthenticated_burst)
+        if settings.rate_limited
+        else None
+    )
+    failures = FailedAuthentications(
+        trail, settings.auth.failure_window_s, settings.auth.max_failure_keys, metrics
+    )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
     app.add_middleware(
         BodySizeLimit,
@@ -59,9 +73,15 @@ def create_app(
         Authenticate,
         verifier=verifier,
         buckets=buckets,
-        public_paths={"/healthz", "/readyz", "/metrics", *docs_paths(app)},
+        public_paths={
+            "/healthz",
+            "/readyz",
+            *(["/metrics"] if settings.metrics_public else []),
+            *docs_paths(app),
+        },
         metrics=metrics,
-        trail=trail,
+        failures=failures,
+        strangers=strangers,
     )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

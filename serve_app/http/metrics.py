@@ -41,6 +41,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.auth_failures = Counter(
+            "medai_auth_failures",
+            "Failed authentications, by what became of their count: audited, merged into "
+            "a '*' client (too many addresses in one window) or lost (the trail was down).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.shadows = Counter(
             "medai_shadow_copies",
             "Shadow copies of routed requests, by outcome (stored, failed, dropped).",

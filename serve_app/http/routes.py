@@ -96,9 +96,15 @@ def build_router(
         """The process is up."""
         return {"status": "ok"}
 
-    @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @router.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        dependencies=[] if settings.metrics_public else [require(Permission.READ_METRICS)],
+    )
     async def metrics_text() -> PlainTextResponse:
-        """Prometheus metrics of this ingress replica (Ray Serve's own are on Ray's port)."""
+        """Prometheus metrics of this ingress replica (Ray Serve's own are on Ray's port);
+        in production only for a token granting ``metrics:read``."""
         return PlainTextResponse(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @router.get(

@@ -16,19 +16,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serve_app.audit.events import AuditAction, AuditEvent
-from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission, authorize
 from serve_app.auth.tokens import Principal, TokenVerifier
 from serve_app.errors import MedAIError, TooManyRequests, Unauthorized
+from serve_app.http.auth_failures import FailedAuthentications
 from serve_app.http.metrics import Metrics
 from serve_app.http.problems import problem_response
 from serve_app.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
-
-ANONYMOUS = "anonymous"
-"""The actor of a failed authentication: an unverified token's claims are not trusted."""
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -46,7 +42,12 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 class Authenticate:
-    """Verify the bearer token and take a rate token for its subject, or answer 401/429."""
+    """Verify the bearer token and take a rate token for its subject, or answer 401/429.
+
+    A failed authentication is counted for the audit trail (``FailedAuthentications``)
+    and never waits for it; with rate limiting on, a client address that keeps failing
+    gets 429 from its own bucket (``strangers``) until it slows down.
+    """
 
     def __init__(
         self,
@@ -55,17 +56,31 @@ class Authenticate:
         buckets: TokenBuckets | None,
         public_paths: Collection[str],
         metrics: Metrics,
-        trail: AuditTrail,
+        failures: FailedAuthentications,
+        strangers: TokenBuckets | None = None,
     ) -> None:
         self.app = app
-        self.trail = trail
+        self.failures = failures
         self.metrics = metrics
         self.verifier = verifier
         self.buckets = buckets
+        self.strangers = strangers
         self.public_paths = frozenset(public_paths)
 
     def _admit(self, scope: Scope) -> Principal:
-        caller = self.verifier.verify(bearer_token(scope))
+        try:
+            caller = self.verifier.verify(bearer_token(scope))
+        except Unauthorized as error:
+            client = client_address(scope)
+            self.failures.note(str(error.rule), client, scope["method"], scope["path"])
+            if self.strangers is not None and (wait := self.strangers.take(client)):
+                raise TooManyRequests(
+                    "too many unauthenticated requests from this address",
+                    retry_after_s=wait,
+                    field="authorization",
+                    rule="rate-limit",
+                ) from None
+            raise
         if self.buckets is not None and (wait := self.buckets.take(caller.subject)):
             raise TooManyRequests(
                 f"rate limit of {self.buckets.rate:g} requests/s exceeded",
@@ -84,25 +99,16 @@ class Authenticate:
         except MedAIError as error:
             log.warning("request refused", extra={"status": int(error.status), "rule": error.rule})
             self.metrics.refused.labels(int(error.status), error.rule).inc()
-            if isinstance(error, Unauthorized):
-                await self._audit_failure(scope, error)
             await problem_response(error)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = caller
         await self.app(scope, receive, send)
 
-    async def _audit_failure(self, scope: Scope, error: Unauthorized) -> None:
-        """Record a failed authentication; the 401 goes out even if the trail is down."""
-        event = AuditEvent(
-            actor=ANONYMOUS,
-            action=AuditAction.AUTH_FAILURE,
-            object_type="request",
-            details={"method": scope["method"], "path": scope["path"], "rule": error.rule},
-        )
-        try:
-            await self.trail.record([event])
-        except Exception:
-            log.exception("could not audit a failed authentication")
+
+def client_address(scope: Scope) -> str:
+    """The peer's address (a proxy's, behind one: ``X-Forwarded-For`` is not trusted)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def require(*permissions: Permission) -> Any:

@@ -73,9 +73,18 @@ def _connection_name(url: str) -> str:
 class Database:
     """The open database of this process; ``await close()`` (or ``async with``) ends it."""
 
-    def __init__(self, context: TortoiseContext, name: str) -> None:
+    def __init__(
+        self,
+        context: TortoiseContext,
+        name: str,
+        lock_timeout_s: float | None = None,
+        statement_timeout_s: float | None = None,
+    ) -> None:
         self._context = context
         self._name = name
+        # PostgreSQL's bounds on a write transaction (``storage.lock_timeout_s``, ...).
+        self.lock_timeout_s = lock_timeout_s
+        self.statement_timeout_s = statement_timeout_s
 
     @property
     def connection(self) -> BaseDBAsyncClient:
@@ -150,7 +159,8 @@ async def open_database(settings: Settings, migrate: bool = True) -> Database:
     }
     with context:  # tortoise resolves the context being set up through its contextvar
         await context.init(config=config, _enable_global_fallback=True)
-    database = Database(context, name)
+    storage = settings.storage
+    database = Database(context, name, storage.lock_timeout_s, storage.statement_timeout_s)
     try:
         await (_create_or_migrate(database) if migrate else _check_schema(database))
     except BaseException:

@@ -69,6 +69,7 @@ ATTACKS: dict[str, tuple[Callable[[bytes], str | None], str]] = {
     "no sub": (signed(sub=None), "missing-claim"),
     "no role": (signed(role=None), "missing-claim"),
     "no exp": (signed(exp=None), "missing-claim"),
+    "300-character sub": (signed(sub="x" * 300), "claim-length"),
     "over 8 KB": (signed(padding="p" * 9000), "max-size"),
 }
 

@@ -7,6 +7,7 @@ entries by id, never by count.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -163,10 +164,16 @@ def test_failed_authentications_and_reads_are_audited(
     sent = api.post("/infer", json=infer_body(pixels(78, 64, 64))).json()
     api.get(f"/results/{sent['inference_id']}", headers=auditor)
 
+    # Failed authentications are counted and written in aggregate, once per window.
+    deadline = time.monotonic() + 30
+    while not [e for e in whole_trail(api, auditor) if marker in e["details"].get("paths", [])]:
+        assert time.monotonic() < deadline, "the failed authentication was never audited"
+        time.sleep(0.2)
     trail = whole_trail(api, auditor)
-    (failure,) = [e for e in trail if e["details"].get("path") == marker]
+    (failure,) = [e for e in trail if marker in e["details"].get("paths", [])]
     assert (failure["action"], failure["actor"]) == ("auth.failure", "anonymous")
     assert failure["details"]["rule"] == "malformed"
+    assert failure["details"]["count"] >= 1
     assert "not.a.jwt" not in str(failure)
     (read,) = [e for e in trail if e["action"] == "result.read" and
                e["details"].get("inference_id") == sent["inference_id"]]  # fmt: skip

@@ -9,15 +9,18 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from serve_app.audit.bounds import max_length
 from serve_app.auth.credentials import ConfigurationError, Credentials
 from serve_app.auth.keys import KeyRing
-from serve_app.auth.tokens import Principal, TokenVerifier, mint
+from serve_app.auth.tokens import MAX_ROLE_CHARS, MAX_SUBJECT_CHARS, Principal, TokenVerifier, mint
 from serve_app.errors import Unauthorized
 from serve_app.settings import AuthSettings
+from serve_app.storage.models import AuditLog, InferenceResult
 from tests.jwt_keys import KeyPair, ec_pair, forge, rsa_pair, write_jwks
 
 SECRET = "s" * 48
-HS = AuthSettings(issuer="https://idp.test", audience="medai-flow", leeway_s=5)
+IDP = {"issuer": "https://idp.test", "audience": "medai-flow"}
+HS = AuthSettings(**IDP, leeway_s=5)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +77,26 @@ def test_minted_token_verifies_to_its_principal() -> None:
         (claims(sub=42), "claim-type"),
         (claims(role=["admin"]), "claim-type"),
         (claims(role=""), "claim-type"),
+        # Finding 3: a claim longer than the column it is stored in (actor, requested_by,
+        # role) must not reach a group commit; one character over is refused.
+        (claims(sub="x" * 300), "claim-length"),
+        (claims(sub="x" * (MAX_SUBJECT_CHARS + 1)), "claim-length"),
+        (claims(role="clinician" * 4), "claim-length"),
+        (claims(sub="alice\nadmin"), "claim-chars"),
+        (claims(role="admin role"), "claim-chars"),
     ],
 )
 def test_claim_failures_name_their_rule(token_claims: dict[str, object], rule: str) -> None:
     token = jwt.encode(token_claims, SECRET, algorithm="HS256")
     assert rejection(hs_verifier(), token).rule == rule
+
+
+def test_claim_bounds_are_the_columns_they_are_stored_in() -> None:
+    assert max_length(AuditLog, "actor") == MAX_SUBJECT_CHARS
+    assert max_length(InferenceResult, "requested_by") == MAX_SUBJECT_CHARS
+    assert max_length(AuditLog, "role") == MAX_ROLE_CHARS
+    token = mint(HS, SECRET, "a" * MAX_SUBJECT_CHARS, "ml_engineer", ttl_s=60)
+    assert hs_verifier().verify(token).subject == "a" * MAX_SUBJECT_CHARS
 
 
 def test_leeway_tolerates_small_clock_skew() -> None:
@@ -133,7 +151,7 @@ def test_hs_token_signed_with_the_rsa_public_key_is_refused(rsa: KeyPair, tmp_pa
 
 def test_ec_public_key_verifies_es256_only(ec: KeyPair, rsa: KeyPair, tmp_path: Path) -> None:
     auth = AuthSettings(
-        algorithms=["RS256", "ES256"], public_key_file=ec.write_public_pem(tmp_path)
+        algorithms=["RS256", "ES256"], public_key_file=ec.write_public_pem(tmp_path), **IDP
     )
     verifier = TokenVerifier(auth, KeyRing.from_settings(auth, Credentials()))
     assert verifier.verify(jwt.encode(claims(), ec.private, algorithm="ES256")).subject == "alice"
@@ -143,7 +161,7 @@ def test_ec_public_key_verifies_es256_only(ec: KeyPair, rsa: KeyPair, tmp_path: 
 
 def test_jwks_picks_the_key_by_kid(rsa: KeyPair, ec: KeyPair, tmp_path: Path) -> None:
     jwks = write_jwks(tmp_path, {"rsa-1": rsa, "ec-1": ec})
-    auth = AuthSettings(algorithms=["RS256", "ES256"], jwks_file=jwks)
+    auth = AuthSettings(algorithms=["RS256", "ES256"], jwks_file=jwks, **IDP)
     verifier = TokenVerifier(auth, KeyRing.from_settings(auth, Credentials()))
     for kid, pair in (("rsa-1", rsa), ("ec-1", ec)):
         token = jwt.encode(claims(), pair.private, algorithm=pair.algorithm, headers={"kid": kid})
@@ -163,7 +181,8 @@ def test_jwks_picks_the_key_by_kid(rsa: KeyPair, ec: KeyPair, tmp_path: Path) ->
 def test_unconfigured_issuer_and_audience_are_not_checked() -> None:
     verifier = hs_verifier(AuthSettings())
     token = jwt.encode(claims(iss="anyone", aud="anything"), SECRET, algorithm="HS256")
-    assert verifier.verify(token).subject == "alice"
+    # Finding 10: not checked, but not trusted as ours either: its sub is namespaced.
+    assert verifier.verify(token).subject == "anyone|alice"
 
 
 def test_mixed_key_families_are_a_configuration_error() -> None:
