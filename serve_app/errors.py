@@ -89,6 +89,18 @@ class UnsupportedMediaType(MedAIError):
     title = "Unsupported media type"
 
 
+class ModelOutputInvalid(MedAIError):
+    """The model answered this image with values that are not numbers (NaN, infinity).
+
+    A fault of the model, not of the request: it fails this image alone, is never
+    stored or audited as a result, and retrying the same image gives the same answer.
+    """
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    slug = "model-output"
+    title = "Model output unusable"
+
+
 class Unauthorized(MedAIError):
     """No usable bearer token. The detail names the problem, never the token."""
 

@@ -132,11 +132,15 @@ class Pipeline:
         if isinstance(prepared, MedAIError):
             return prepared
         spec, target = prepared.spec, prepared.target
+        try:
+            interpretation = interpret(row[0], spec.metadata)
+        except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
+            return exc
         return Prediction(
             model_name=spec.name,
             model_version=spec.version,
             labels=spec.metadata.labels,
-            interpretation=interpret(row[0], spec.metadata),
+            interpretation=interpretation,
             frame=prepared.decoded.frame,
             frames=prepared.decoded.frames,
             endpoint=target.endpoint,
