@@ -8,7 +8,12 @@ import struct
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 LINEAR_BOMB_SEGMENT = (1, 65535, 65535)
 """A linear segment: 3 words (6 bytes) that pydicom expands to 65,535 entries."""
@@ -76,4 +81,13 @@ def grey_dicom(side: int = 64, **scaling: str) -> bytes:
     ds.BitsStored, ds.HighBit = 12, 11
     for keyword, value in scaling.items():
         ds.add_new(keyword, "DS", value)
+    return to_bytes(ds)
+
+
+def deflated_rgb_dicom(side: int = 2048) -> bytes:
+    """A ``side`` x ``side`` RGB image of one colour in a Deflated transfer syntax: a few
+    KB of file that inflates to 12 MiB of pixels and takes ~0.2 GiB to decode."""
+    ds = _image("MONOCHROME2", side, np.full((side, side, 3), 200, np.uint8))
+    ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     return to_bytes(ds)

@@ -47,10 +47,11 @@ _NATIVE = {
 
 @contextmanager
 def _translated(detail: str) -> Iterator[None]:
-    """Turn any pydicom or plugin exception into ``InvalidInput``; ours pass through."""
+    """Turn any pydicom or plugin exception into ``InvalidInput``; ours pass through, and
+    so does ``MemoryError``: a decoder worker answers it with its own limit's error."""
     try:
         yield
-    except MedAIError:
+    except (MedAIError, MemoryError):
         raise
     except Exception as exc:  # NOTE: the plugins' exception types are undocumented
         raise InvalidInput(detail, field="file", rule="dicom") from exc
