@@ -23,6 +23,11 @@ class LimitsSettings(BaseModel):
 
     max_body_bytes: int = 50 * 1024 * 1024
     """Largest request body accepted, in bytes (413 beyond)."""
+    max_json_body_bytes: int = 20 * 1024 * 1024
+    """Largest JSON body of ``POST /infer`` and ``/infer/batch``, in bytes (413 beyond; the
+    smaller of this and ``max_body_bytes`` holds). A 2048x2048 grey uint8 image written as
+    a JSON list is ~18 MiB and costs the ingress ~0.5 GiB while it is parsed; larger
+    images go as files to ``/infer/file``."""
     max_model_bytes: int = 512 * 1024 * 1024
     """Largest model upload (``POST /models``) accepted, in bytes (413 beyond)."""
     min_side: int = 64

@@ -50,10 +50,19 @@ def create_app(
         TokenBuckets(limit.requests_per_second, limit.burst) if settings.rate_limited else None
     )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
+    limits = settings.limits
+    json_limit = (
+        min(limits.max_json_body_bytes, limits.max_body_bytes),
+        "limits.max_json_body_bytes",
+    )
     app.add_middleware(
         BodySizeLimit,
-        max_bytes=settings.limits.max_body_bytes,
-        per_path={"/models": settings.limits.max_model_bytes},
+        max_bytes=limits.max_body_bytes,
+        per_path={
+            "/models": (limits.max_model_bytes, "limits.max_model_bytes"),
+            "/infer": json_limit,
+            "/infer/batch": json_limit,
+        },
     )
     app.add_middleware(
         Authenticate,
