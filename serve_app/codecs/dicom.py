@@ -214,7 +214,8 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         raise InvalidInput(f"frame {frame} is outside 0..{frames - 1}", field="frame", rule="range")
     _check_decoder(syntax)
     _check_finite(ds)
-    check_luts(ds, syntax.is_little_endian)
+    with _translated("DICOM LUT attributes are malformed"):
+        check_luts(ds, syntax.is_little_endian)
 
     with _translated("DICOM pixel data is corrupt or truncated"):
         truncated = not syntax.is_encapsulated and len(ds.PixelData) < get_expected_length(ds)

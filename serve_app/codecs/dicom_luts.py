@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from serve_app.errors import InvalidInput
@@ -24,6 +25,7 @@ PALETTE_DEPTHS = (8, 16)
 LUT_DEPTHS = range(8, 17)
 """Modality and VOI LUT entries may use 8..16 bits (stored in 8- or 16-bit words)."""
 _CHANNELS = ("Red", "Green", "Blue", "Alpha")
+_RED = "RedPaletteColorLookupTableDescriptor"
 _DISCRETE, _LINEAR, _INDIRECT = 0, 1, 2
 
 
@@ -49,7 +51,7 @@ def check_luts(ds: Dataset, little_endian: bool) -> None:
 def descriptor(ds: Dataset, keyword: str, depths: range | tuple[int, ...]) -> tuple[int, int]:
     """The entries (0 read as 65,536) and bits per entry a LUT descriptor declares."""
     value = ds.get(keyword)
-    values = list(value) if isinstance(value, list | tuple) or hasattr(value, "__len__") else []
+    values = list(value) if isinstance(value, MultiValue | list | tuple) else []
     if len(values) != 3 or not all(isinstance(v, int) for v in values):
         raise _refuse(keyword, "must be three integers", "lut-descriptor")
     entries, _, depth = values
@@ -74,9 +76,6 @@ def _check_palette(ds: Dataset, channel: str, little_endian: bool) -> None:
     else:
         words = _words(ds[segmented].value, depth, little_endian)
         segmented_entries(words, depth, entries, segmented, little_endian)
-
-
-_RED = "RedPaletteColorLookupTableDescriptor"
 
 
 def _check_length(ds: Dataset, keyword: str, entries: int, depth: int) -> None:

@@ -23,7 +23,7 @@ import threading
 from multiprocessing.connection import Connection
 
 from serve_app.codecs.types import DecodedImage, EncodedImage
-from serve_app.errors import InvalidInput, MedAIError
+from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
 from serve_app.settings import DecodingSettings, LimitsSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class _Worker:
             str(settings.memory_bytes),
             str(settings.cpu_s),
         ]
+        self.jobs = Connection(jobs_write, readable=False)
+        self.answers = Connection(answers_read, writable=False)
         try:
             self.process = subprocess.Popen(
                 command,
@@ -72,14 +74,21 @@ class _Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
+        except OSError as exc:
+            self.jobs.close()
+            self.answers.close()
+            raise ServiceUnavailable("no decoder worker could be started") from exc
         finally:
             os.close(jobs_read)
             os.close(answers_write)
-        self.jobs = Connection(jobs_write, readable=False)
-        self.answers = Connection(answers_read, writable=False)
-        if not (self.answers.poll(START_TIMEOUT_S) and self.answers.recv() == "ready"):
+        try:
+            ready = self.answers.poll(START_TIMEOUT_S) and self.answers.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self.discard()
-            raise RuntimeError("a decoder worker did not start")
+            log.error("a decoder worker did not start")
+            raise ServiceUnavailable("no decoder worker could be started")
 
     def alive(self) -> bool:
         return self.process.poll() is None
