@@ -42,6 +42,9 @@ class Preprocessor:
         self.registry = registry
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
         self.pipeline = Pipeline(settings, specs, self._call_model)
+        # NOTE: decoder workers take a second or two to import their libraries: not on
+        # the first upload's time.
+        await asyncio.to_thread(self.pipeline.decode.pool.warm)
         # NOTE: before the first request, so that a restart never answers with the newest
         # registered version when another is in production.
         await self._follow_once()

@@ -89,6 +89,19 @@ class UnsupportedMediaType(MedAIError):
     title = "Unsupported media type"
 
 
+class ModelOutputInvalid(MedAIError):
+    """The model answered this image with values that are not numbers (NaN, infinity).
+
+    The request was well formed but this image cannot be answered (422: retrying the same
+    image gives the same answer). It fails this image alone and is never stored or
+    audited as a result.
+    """
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    slug = "model-output"
+    title = "Model output unusable"
+
+
 class Unauthorized(MedAIError):
     """No usable bearer token. The detail names the problem, never the token."""
 

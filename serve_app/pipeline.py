@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serve_app.codecs.decode import decode
+from serve_app.codecs.decode import Decoder
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError
 from serve_app.preprocessing import prepare
@@ -82,6 +82,7 @@ class Pipeline:
         self.plan = ServingPlan(dict(specs))
         self.call_model = call_model
         self.rng = rng or random.Random()
+        self.decode = Decoder(settings.decoding, settings.limits)
 
     def follow(self, plan: ServingPlan) -> None:
         """Answer by ``plan`` from now on (a hot swap, a route change)."""
@@ -94,9 +95,7 @@ class Pipeline:
         try:
             target = self.target(job)
             image = job.image
-            decoded = (
-                decode(image, self.settings.limits) if isinstance(image, EncodedImage) else image
-            )
+            decoded = self.decode(image) if isinstance(image, EncodedImage) else image
             return _Prepared(target, prepare(decoded, target.spec), decoded)
         except MedAIError as exc:
             return exc
@@ -132,11 +131,15 @@ class Pipeline:
         if isinstance(prepared, MedAIError):
             return prepared
         spec, target = prepared.spec, prepared.target
+        try:
+            interpretation = interpret(row[0], spec.metadata)
+        except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
+            return exc
         return Prediction(
             model_name=spec.name,
             model_version=spec.version,
             labels=spec.metadata.labels,
-            interpretation=interpret(row[0], spec.metadata),
+            interpretation=interpretation,
             frame=prepared.decoded.frame,
             frames=prepared.decoded.frames,
             endpoint=target.endpoint,

@@ -24,6 +24,7 @@ from pydicom.pixels.utils import get_expected_length, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from serve_app.codecs.dicom_guards import check_frame, check_inflated_size
+from serve_app.codecs.dicom_luts import check_luts
 from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.errors import InvalidInput, MedAIError, UnsupportedMediaType
@@ -34,6 +35,8 @@ _PALETTE = "PALETTE COLOR"
 # NOTE: pydicom returns YBR_FULL(_422) as RGB (``as_rgb``) and the JPEG 2000
 # codec undoes YBR_ICT/YBR_RCT itself, so all of these arrive as RGB.
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+# Values that scale or window pixels: each must be a finite number.
+_SCALING = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
 # A bare dataset (no file meta) is native; pydicom found its encoding on reading.
 _NATIVE = {
     (True, True): ImplicitVRLittleEndian,
@@ -44,10 +47,11 @@ _NATIVE = {
 
 @contextmanager
 def _translated(detail: str) -> Iterator[None]:
-    """Turn any pydicom or plugin exception into ``InvalidInput``; ours pass through."""
+    """Turn any pydicom or plugin exception into ``InvalidInput``; ours pass through, and
+    so does ``MemoryError``: a decoder worker answers it with its own limit's error."""
     try:
         yield
-    except MedAIError:
+    except (MedAIError, MemoryError):
         raise
     except Exception as exc:  # NOTE: the plugins' exception types are undocumented
         raise InvalidInput(detail, field="file", rule="dicom") from exc
@@ -110,6 +114,16 @@ def _check_pixel_format(ds: Dataset) -> tuple[str, int]:
     return photometric, stored
 
 
+def _check_finite(ds: Dataset) -> None:
+    """Refuse NaN or infinite rescale and window values, naming the attribute."""
+    for keyword in _SCALING:
+        with _translated(f"DICOM attribute {keyword} is malformed"):
+            value = ds.get(keyword)
+            values = [] if value is None or value == "" else np.asarray(value, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise _invalid(f"DICOM attribute {keyword} is not a finite number", "finite")
+
+
 def _frame(ds: Dataset, index: int, frames: int) -> bytes:
     """The encapsulated bytes of one frame, found as ``pixel_array`` finds them."""
     extended = None
@@ -144,7 +158,10 @@ def _voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, float, float]:
 
 
 def _grey(stored: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
-    values, low, high = _voi(apply_modality_lut(stored, ds), ds)
+    modality = apply_modality_lut(stored, ds)
+    if not np.isfinite(modality).all():
+        raise _invalid("DICOM RescaleSlope and RescaleIntercept overflow the pixels", "finite")
+    values, low, high = _voi(modality, ds)
     if high <= low:
         return np.zeros(stored.shape)
     unit = np.clip((values - low) / (high - low), 0.0, 1.0)
@@ -180,7 +197,9 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
     ------
     InvalidInput
         Not readable DICOM, no or truncated pixel data, sides outside
-        ``limits`` (rule ``range``), or ``frame`` out of range (field ``frame``).
+        ``limits`` (rule ``range``), ``frame`` out of range (field ``frame``),
+        a malformed or unbounded LUT (rules ``lut-*``, see ``dicom_luts``), or
+        NaN/infinite rescale or window values or pixels (rule ``finite``).
     UnsupportedMediaType
         No installed decoder for the transfer syntax, or an unsupported
         photometric interpretation, samples per pixel or bit depth.
@@ -194,6 +213,9 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
     if not 0 <= index < frames:
         raise InvalidInput(f"frame {frame} is outside 0..{frames - 1}", field="frame", rule="range")
     _check_decoder(syntax)
+    _check_finite(ds)
+    with _translated("DICOM LUT attributes are malformed"):
+        check_luts(ds, syntax.is_little_endian)
 
     with _translated("DICOM pixel data is corrupt or truncated"):
         truncated = not syntax.is_encapsulated and len(ds.PixelData) < get_expected_length(ds)
@@ -203,7 +225,11 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
             check_frame(_frame(ds, index, frames), syntax, rows, columns, limits)
         stored = pixel_array(ds, index=index, as_rgb=True)
 
-    with _translated("DICOM LUT, window or rescale attributes are invalid"):
+    # NOTE: overflow is refused below by value (rule ``finite``), not warned about.
+    with (
+        _translated("DICOM LUT, window or rescale attributes are invalid"),
+        np.errstate(all="ignore"),
+    ):
         if photometric == _PALETTE:
             rgb = apply_color_lut(stored, ds)[..., :3]  # drop an alpha LUT
             pixels = rgb / np.iinfo(rgb.dtype).max
@@ -212,8 +238,12 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         else:
             pixels = _grey(stored, ds, photometric)[..., np.newaxis]
         modality = ds.get("Modality")
+    pixels = pixels.astype(np.float32)
+    if not np.isfinite(pixels).all():
+        # NOTE: finite but huge rescale or window values overflow; never hand on NaN or inf.
+        raise _invalid("DICOM pixels are not finite after rescale and window", "finite")
     return DecodedImage(
-        pixels=pixels.astype(np.float32),
+        pixels=pixels,
         format=ImageFormat.DICOM,
         frame=index,
         frames=frames,

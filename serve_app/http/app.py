@@ -64,10 +64,19 @@ def create_app(
         trail, settings.auth.failure_window_s, settings.auth.max_failure_keys, metrics
     )
     verifier = TokenVerifier(settings.auth, KeyRing.from_settings(settings.auth, credentials))
+    limits = settings.limits
+    json_limit = (
+        min(limits.max_json_body_bytes, limits.max_body_bytes),
+        "limits.max_json_body_bytes",
+    )
     app.add_middleware(
         BodySizeLimit,
-        max_bytes=settings.limits.max_body_bytes,
-        per_path={"/models": settings.limits.max_model_bytes},
+        max_bytes=limits.max_body_bytes,
+        per_path={
+            "/models": (limits.max_model_bytes, "limits.max_model_bytes"),
+            "/infer": json_limit,
+            "/infer/batch": json_limit,
+        },
     )
     app.add_middleware(
         Authenticate,

@@ -27,29 +27,35 @@ class BodySizeLimit:
 
     The body is counted while it arrives, so an oversized upload is refused
     without ever being held in memory. ``per_path`` gives some exact paths their
-    own limit (model uploads are larger than images).
+    own limit and names the setting that sets it (model uploads are larger than
+    images, JSON pixel lists smaller).
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        per_path: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.per_path = dict(per_path or {})
 
     @staticmethod
-    def _error(limit: int) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body exceeds {limit} bytes", field="body", rule="max-size")
+    def _error(limit: int, setting: str | None) -> PayloadTooLarge:
+        named = f" ({setting})" if setting else ""
+        detail = f"request body exceeds {limit} bytes{named}"
+        return PayloadTooLarge(detail, field="body", rule="max-size")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope["path"], self.max_bytes)
+        limit, setting = self.per_path.get(scope["path"], (self.max_bytes, None))
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > limit:
-            await problem_response(self._error(limit))(scope, receive, send)
+            await problem_response(self._error(limit, setting))(scope, receive, send)
             return
 
         received = 0
@@ -62,7 +68,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > limit and not rejected:
                     rejected = True
-                    await problem_response(self._error(limit))(scope, receive, send)
+                    await problem_response(self._error(limit, setting))(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 

@@ -3,6 +3,7 @@
 # NOTE: no `from __future__ import annotations`: FastAPI must see the batch body model,
 # built per limits inside build_router, as an object rather than an unresolvable name.
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError, ServiceUnavailable
 from serve_app.http.answers import audit_event, to_response
+from serve_app.http.json_body import OffLoopJsonRoute
 from serve_app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serve_app.http.metrics import Metrics
 from serve_app.http.problems import problem_response
@@ -54,7 +56,8 @@ def build_router(
     pseudonymize: Pseudonymizer,
     metrics: Metrics,
 ) -> APIRouter:
-    router = APIRouter()
+    # NOTE: JSON bodies (the pixel lists) are parsed and validated in a thread.
+    router = APIRouter(route_class=OffLoopJsonRoute)
     limits = settings.limits
     shadows = ShadowCopies(backend, trail, metrics, settings.registry.max_shadows_in_flight)
 
@@ -126,7 +129,8 @@ def build_router(
     async def infer(body: InferRequest, caller: Inferrer) -> InferResponse:
         """Classify one image sent as a JSON pixel list."""
         started = time.perf_counter()
-        return await predict(pixels_image(body), body.model, caller, body.patient_id, started)
+        image = await asyncio.to_thread(pixels_image, body)  # millions of floats to numpy
+        return await predict(image, body.model, caller, body.patient_id, started)
 
     BatchBody = batch_request_model(limits.max_batch_images)
 
@@ -144,7 +148,9 @@ def build_router(
                 return exc
 
         refs = [pseudonymize(image.patient_id) for image in body.images]
-        jobs = [job(image, ref) for image, ref in zip(body.images, refs, strict=True)]
+        jobs = await asyncio.to_thread(
+            lambda: [job(image, ref) for image, ref in zip(body.images, refs, strict=True)]
+        )
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
         batch_id = str(uuid.uuid4())
         items, events, copies = [], [], []

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serve_app.errors import ModelOutputInvalid
 from serve_app.registry.spec import ModelMetadata
 
 INDETERMINATE = "indeterminate"
@@ -34,9 +35,20 @@ def interpret(row: np.ndarray, meta: ModelMetadata) -> Interpretation:
     answer is positive only when it exceeds the threshold; otherwise the
     likeliest other label. Without one, the likeliest label wins when its
     probability exceeds the threshold, else ``indeterminate``.
+
+    Raises ``ModelOutputInvalid`` (field ``outputs``, rule ``finite``) when the row
+    or its probabilities hold NaN or infinity: no such answer reaches a response or
+    the audit trail.
     """
     row = np.asarray(row, dtype=np.float64).reshape(-1)
-    probs = softmax(row) if meta.output_kind == "logits" else row
+    with np.errstate(all="ignore"):
+        probs = softmax(row) if meta.output_kind == "logits" else row
+    if not (np.isfinite(row).all() and np.isfinite(probs).all()):
+        raise ModelOutputInvalid(
+            "the model's output for this image is not finite (NaN or infinity)",
+            field="outputs",
+            rule="finite",
+        )
     if meta.positive_index is not None:
         confidence = float(probs[meta.positive_index])
         others = probs.copy()

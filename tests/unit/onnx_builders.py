@@ -138,3 +138,27 @@ def make_spec(
         output_shape=[shape[0], 2],
         metadata=metadata or ModelMetadata(),
     )
+
+
+def log_of_brightness(side: int = 64) -> bytes:
+    """``[log(m - 0.5), 0]`` of the mean pixel ``m``: NaN for a dark image, finite for a
+    bright one (ONNX Runtime's Log of a negative). 1 channel, NCHW, labels dark/bright."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Sub", ["mean", "half"], ["centred"]),
+            helper.make_node("Log", ["centred"], ["logged"]),
+            helper.make_node("Unsqueeze", ["logged", "axis"], ["column"]),
+            helper.make_node("Mul", ["column", "zero"], ["zeros"]),
+            helper.make_node("Concat", ["column", "zeros"], ["scores"], axis=1),
+        ],
+        "log_of_brightness",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 1, side, side])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 2])],
+        initializer=[
+            numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axis"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ],
+    )
+    return model_bytes(graph, metadata_props(["dark", "bright"], None))

@@ -10,6 +10,7 @@ from serve_app.errors import (
     InvalidInput,
     MalformedRequest,
     MedAIError,
+    ModelOutputInvalid,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -26,6 +27,7 @@ ALL_ERRORS = [
     NotFound,
     ServiceUnavailable,
     TamperedModel,
+    ModelOutputInvalid,
 ]
 
 

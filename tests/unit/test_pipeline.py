@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
-from serve_app.errors import InvalidInput, NotFound
+from serve_app.errors import InvalidInput, ModelOutputInvalid, NotFound
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.preprocessing import prepare
 from serve_app.registry.spec import ModelSpec
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.settings import LimitsSettings, Settings
-from tests.unit.onnx_builders import tiny_classifier
+from tests.unit.onnx_builders import log_of_brightness, tiny_classifier
 
 CHEST = tiny_classifier(
     [None, 1, 64, 64],
@@ -23,7 +23,8 @@ CHEST = tiny_classifier(
     metadata={"medai.positive_index": 1, "medai.threshold": 0.6},
 )
 DERM = tiny_classifier([None, 96, 80, 3], layout="NHWC", labels=["benign", "melanoma", "nevus"])
-FILES = {"chest": CHEST, "derm": DERM}
+NAN_ON_DARK = log_of_brightness()
+FILES = {"chest": CHEST, "derm": DERM, "nan": NAN_ON_DARK}
 
 
 class DirectRunner:
@@ -199,3 +200,22 @@ def test_a_model_gets_at_most_its_max_batch_size_per_call(
     assert sorted(shape[0] for _, shape in runner.calls) == [1, 2, 2]
     distinct = {tuple(o.interpretation.outputs) for o in outcomes}
     assert len(distinct) == 5
+
+
+def test_a_nan_answer_fails_that_image_alone() -> None:
+    specs = {"nan": inspect_model(NAN_ON_DARK, "nan", "1")}
+    runner = DirectRunner(specs)
+    settings = Settings(models=[{"name": "nan"}], default_model="nan")
+    pipeline = Pipeline(settings, specs, runner)
+    dark, bright = (np.full((64, 64, 1), value, np.uint8) for value in (20, 240))
+    jobs = [Job(DecodedImage(pixels=p, format=ImageFormat.PIXELS)) for p in (dark, bright, dark)]
+
+    outcomes = asyncio.run(pipeline.infer(jobs))
+
+    assert runner.calls == [("nan", (3, 1, 64, 64))]  # one call: the model answered all three
+    assert isinstance(outcomes[0], ModelOutputInvalid) and isinstance(
+        outcomes[2], ModelOutputInvalid
+    )
+    assert (outcomes[0].field, outcomes[0].rule) == ("outputs", "finite")
+    assert outcomes[1].interpretation.prediction == "indeterminate"
+    assert np.isfinite(outcomes[1].interpretation.outputs).all()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from serve_app.errors import ModelOutputInvalid
 from serve_app.registry.spec import ModelMetadata
 from serve_app.runtime.postprocess import INDETERMINATE, interpret, softmax
 
@@ -123,3 +124,21 @@ def test_outputs_are_the_raw_row_as_floats() -> None:
 def test_single_output_models_are_refused_they_cannot_say_no() -> None:
     with pytest.raises(ValidationError, match="labels"):
         ModelMetadata(labels=["pneumonia"], positive_index=0, threshold=0.5)
+
+
+@pytest.mark.parametrize(
+    ("row", "kind"),
+    [
+        ([np.nan, 0.2], "probabilities"),
+        ([np.inf, 0.2], "probabilities"),
+        ([np.inf, 1.0], "logits"),  # softmax of an infinite logit is NaN
+        ([-np.inf, -np.inf], "logits"),
+    ],
+)
+def test_non_finite_outputs_are_refused(row: list[float], kind: str) -> None:
+    meta = ModelMetadata(labels=["a", "b"], output_kind=kind)
+
+    with pytest.raises(ModelOutputInvalid) as raised:
+        interpret(np.array(row, dtype=np.float32), meta)
+
+    assert (raised.value.field, raised.value.rule) == ("outputs", "finite")
