@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -71,7 +72,10 @@ class DatabaseTrail:
     async def route_stats(
         self, endpoint: str, limit: int, since: datetime | None = None
     ) -> RouteStats:
-        return summarize(endpoint, await self.writer.store.routed_results(endpoint, limit, since))
+        results = await self.writer.store.routed_results(endpoint, limit, since)
+        # NOTE: percentiles over up to 10,000 results are CPU work: off the writer's event
+        # loop, so commits go on meanwhile.
+        return await asyncio.to_thread(summarize, endpoint, results)
 
     async def close(self) -> None:
         """Sign the tail, then disconnect."""
