@@ -14,6 +14,7 @@ from serve_app.auth.credentials import Credentials
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
+from tests.api.test_registry import promote, register, unique_name
 from tests.images import encode, infer_body, pixels
 from tests.problems import assert_problem
 
@@ -80,3 +81,21 @@ def test_a_401_is_sent_even_when_its_audit_entry_cannot_be(
     finally:
         trail.down = False
     assert_problem(response, 401, "authorization", "malformed")
+
+
+def test_a_registration_the_trail_cannot_record_leaves_nothing_behind(
+    api: TestClient, trail: FlakyTrail, engineer: dict[str, str]
+) -> None:
+    """Before the fix the file stayed in the catalog with no record: the retry was a 409
+    and the version could never be promoted (404), for ever."""
+    name = unique_name()
+    trail.down = True
+    try:
+        refused = register(api, engineer, name, "1.0.0")
+    finally:
+        trail.down = False
+    assert refused.status_code == 503, refused.text
+    retried = register(api, engineer, name, "1.0.0")
+    assert retried.status_code == 201, retried.text
+    promoted = promote(api, engineer, name, "1.0.0", "validation")
+    assert promoted.status_code == 200, promoted.text
