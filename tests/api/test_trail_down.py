@@ -89,6 +89,9 @@ def test_a_registration_the_trail_cannot_record_leaves_nothing_behind(
     """Before the fix the file stayed in the catalog with no record: the retry was a 409
     and the version could never be promoted (404), for ever."""
     name = unique_name()
+    # NOTE: the registry started (its adoptions recorded) while the trail was up, so the
+    # outage meets the registration's own record.
+    assert api.get("/models", headers=engineer).status_code == 200
     trail.down = True
     try:
         refused = register(api, engineer, name, "1.0.0")
