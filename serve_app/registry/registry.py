@@ -146,7 +146,13 @@ class ModelRegistry:
             # The same file again completes a registration whose record was never written.
             stored = [s for s in self.store.specs() if s.ref == spec.ref]
             replaced = any(s.sha256 != spec.sha256 for s in stored)
-            if replaced or any(v.version == form.version for v in recorded):
+            record_of = next((v for v in recorded if v.version == form.version), None)
+            if not stored and record_of is not None and record_of.file_hash == spec.sha256:
+                # NOTE: recorded, though the caller was told otherwise (the trail's answer
+                # was lost) and the entry rolled back: the same file restores the entry.
+                await asyncio.to_thread(self.store.add, data, spec)
+                return record_of
+            if replaced or record_of is not None:
                 raise Conflict(
                     f"{spec.ref} is already registered; register a new version",
                     field="version",
