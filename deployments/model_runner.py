@@ -14,6 +14,7 @@ from serve_app.registry.store import ModelStore
 from serve_app.runtime.batch import split, stack
 from serve_app.runtime.combiner import Combiner
 from serve_app.runtime.versions import LoadedVersions
+from serve_app.runtime.workdir import enter_empty_directory
 from serve_app.settings import Settings
 
 HANDED_OVER_BATCHES = 1024
@@ -48,9 +49,9 @@ class ModelRunner:
         runtime = settings.runtime
         if config.intra_op_threads is not None:
             runtime = runtime.model_copy(update={"intra_op_threads": config.intra_op_threads})
-        self.versions = LoadedVersions(
-            ModelStore(settings.model_store), runtime, has_gpu=bool(ray.get_gpu_ids())
-        )
+        store = ModelStore(settings.model_store.resolve())
+        enter_empty_directory()  # before any session: a relative path resolves to nothing
+        self.versions = LoadedVersions(store, runtime, has_gpu=bool(ray.get_gpu_ids()))
         try:
             self.versions.load(spec)  # the version serving at start; others load on demand
         except Exception:

@@ -19,6 +19,8 @@ from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
 from serve_app.routing.ab import RouteConfig
 from serve_app.routing.plan import ServingPlan
+from serve_app.runtime.inspection import InspectionLimits
+from serve_app.runtime.workdir import enter_empty_directory
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.settings import Settings
@@ -42,16 +44,19 @@ class Registry:
         audit_writer: DeploymentHandle | None,
     ) -> None:
         configure_logging(settings.log_level)
+        store = ModelStore(settings.model_store.resolve())
+        enter_empty_directory()
         trail: AuditTrail = (
             ServeTrail(audit_writer, settings.audit.max_batch_events, settings.audit.call_timeout_s)
             if audit_writer is not None
             else DisabledTrail()
         )
         self.registry = ModelRegistry(
-            ModelStore(settings.model_store),
+            store,
             trail,
             specs,
             max_loaded_versions=settings.runtime.max_loaded_versions,
+            inspection=InspectionLimits.of(settings.limits),
         )
         # NOTE: without records (audit.enabled false, benchmarks) nothing can be promoted.
         self.fixed = ServingPlan(dict(specs)) if audit_writer is None else None

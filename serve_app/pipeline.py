@@ -38,6 +38,8 @@ class Job:
     model: str | None = None
     key: str | None = None
     """What a sticky route keys on: the patient's pseudonym."""
+    shadow: bool = False
+    """A route's shadow copy (never a client's request): may run a shadow version."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class Pipeline:
         self.plan = plan
 
     def target(self, job: Job) -> Target:
-        return self.plan.target(job.model or self.settings.default_model, job.key, self.rng)
+        model = job.model or self.settings.default_model
+        return self.plan.target(model, job.key, self.rng, shadow=job.shadow)
 
     def prepare(self, job: Job) -> _Prepared | MedAIError:
         try:

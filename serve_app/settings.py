@@ -30,6 +30,14 @@ class LimitsSettings(BaseModel):
     images go as files to ``/infer/file``."""
     max_model_bytes: int = 512 * 1024 * 1024
     """Largest model upload (``POST /models``) accepted, in bytes (413 beyond)."""
+    model_inspect_memory_bytes: int = Field(4 * 1024**3, ge=256 * 1024**2)
+    """Address space (``RLIMIT_AS``) of the child process that inspects an upload: parses
+    it, loads it and runs it on a zero input; a model needing more is a 422
+    ``memory-limit``. Leave room for about three copies of ``max_model_bytes``."""
+    model_inspect_cpu_s: int = Field(60, ge=1, le=3600)
+    """CPU seconds (``RLIMIT_CPU``) that child may use (422 ``cpu-limit`` beyond)."""
+    model_inspect_timeout_s: float = Field(120, gt=0, le=3600)
+    """Wall-clock seconds that child may take before it is killed (422 ``time-limit``)."""
     min_side: int = 64
     """Smallest accepted image width or height, in pixels."""
     max_side: int = 2048

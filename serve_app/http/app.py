@@ -110,6 +110,7 @@ def create_local_app(
     from serve_app.backend import LocalBackend
     from serve_app.registry.registry import ModelRegistry
     from serve_app.registry.store import ModelStore
+    from serve_app.runtime.inspection import InspectionLimits
 
     trail = trail if trail is not None else MemoryTrail()
     backend = LocalBackend(settings)
@@ -120,5 +121,6 @@ def create_local_app(
         backend.specs,
         on_change=backend.pipeline.follow,
         max_loaded_versions=settings.runtime.max_loaded_versions,
+        inspection=InspectionLimits.of(settings.limits),
     )
     return create_app(settings, backend, trail, registry, credentials)

@@ -17,8 +17,8 @@ from serve_app.schemas.problem import problem_responses
 from serve_app.schemas.routes import MAX_STATS_RESULTS, RouteOut, RouteStats
 
 ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
-Engineer = Annotated[Principal, require(Permission.MANAGE_MODELS)]
-Viewer = Annotated[Principal, require(Permission.MANAGE_MODELS, Permission.READ_AUDIT)]
+Engineer = Annotated[Principal, require(Permission.MANAGE_ROUTES)]
+Viewer = Annotated[Principal, require(Permission.MANAGE_ROUTES, Permission.READ_AUDIT)]
 Endpoint = Annotated[
     str,
     Path(

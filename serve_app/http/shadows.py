@@ -50,7 +50,7 @@ class ShadowCopies:
             if len(self._tasks) >= self.max_in_flight:
                 self.metrics.shadows.labels("dropped").inc()
                 continue
-            copy = dataclasses.replace(job, model=ref)
+            copy = dataclasses.replace(job, model=ref, shadow=True)
             task = asyncio.create_task(self._run(copy, answer, caller, patient_ref, batch_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

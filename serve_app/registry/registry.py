@@ -7,7 +7,6 @@ the ``ModelVersion`` rows, whose every change is committed with its audit entry.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,8 @@ from serve_app.registry.store import ModelStore, TamperedModel
 from serve_app.routing.ab import RouteConfig, split_ref
 from serve_app.routing.admission import check_loaded, check_retirements, check_route, route_refs
 from serve_app.routing.plan import ServingPlan
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.inspection import InspectionLimits, inspect_in_child
+from serve_app.runtime.onnx_guard import refuse_stored_external_data
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.storage.models import ModelStatus
@@ -44,12 +44,6 @@ class Registration:
     clinical_domain: str | None = None
     fda_submission_id: str | None = None
     iso_certification: str | None = None
-
-
-def _inspect(data: bytes, name: str, version: str) -> tuple[ModelSpec, float]:
-    started = time.perf_counter()
-    spec = inspect_model(data, name, version)  # loads and runs it on a zero input
-    return spec, round((time.perf_counter() - started) * 1000, 3)
 
 
 SYSTEM = "system"
@@ -73,9 +67,11 @@ class ModelRegistry:
         on_change: Callable[[ServingPlan], None] | None = None,
         *,
         max_loaded_versions: int,
+        inspection: InspectionLimits,
     ) -> None:
         self.store = store
         self.max_loaded_versions = max_loaded_versions
+        self.inspection = inspection
         self.trail = trail
         self.defaults = dict(defaults)
         self._plan = ServingPlan(dict(defaults))
@@ -138,14 +134,25 @@ class ModelRegistry:
         return await self.trail.model_versions(name)
 
     async def register(self, data: bytes, form: Registration, caller: Principal) -> ModelVersionOut:
-        """Hash, inspect and prove the file runs, store it, then record it as development."""
-        spec, latency_ms = await asyncio.to_thread(_inspect, data, form.name, form.version)
+        """Hash, inspect and prove the file runs (in a limited child process), store it,
+        then record it as development; a record that cannot be written stores nothing."""
+        spec, latency_ms = await asyncio.to_thread(
+            inspect_in_child, data, form.name, form.version, self.inspection
+        )
         await self._ensure_started()
         async with self.lock:
             recorded = await self.trail.model_versions(form.name)
             # NOTE: the catalog too: a file there without a record must not be replaced.
+            # The same file again completes a registration whose record was never written.
             stored = [s for s in self.store.specs() if s.ref == spec.ref]
-            if stored or any(v.version == form.version for v in recorded):
+            replaced = any(s.sha256 != spec.sha256 for s in stored)
+            record_of = next((v for v in recorded if v.version == form.version), None)
+            if not stored and record_of is not None and record_of.file_hash == spec.sha256:
+                # NOTE: recorded, though the caller was told otherwise (the trail's answer
+                # was lost) and the entry rolled back: the same file restores the entry.
+                await asyncio.to_thread(self.store.add, data, spec)
+                return record_of
+            if replaced or record_of is not None:
                 raise Conflict(
                     f"{spec.ref} is already registered; register a new version",
                     field="version",
@@ -154,7 +161,13 @@ class ModelRegistry:
             await asyncio.to_thread(self.store.add, data, spec)
             record = _record(spec, ModelStatus.DEVELOPMENT, self.store, latency_ms, form)
             details = {"sha256": spec.sha256, "size_bytes": spec.size_bytes}
-            await self._record(caller, AuditAction.MODEL_REGISTER, [record], details)
+            try:
+                await self._record(caller, AuditAction.MODEL_REGISTER, [record], details)
+            except BaseException:
+                # NOTE: no record, no catalog entry: else the retry is a 409 and the
+                # version can never be promoted. The blob stays if another spec uses it.
+                await asyncio.to_thread(self.store.remove, spec.ref)
+                raise
         return await self._version(spec.name, spec.version)
 
     async def promote(
@@ -242,10 +255,15 @@ class ModelRegistry:
         await self.trail.record([event])
 
     async def _check_integrity(self, name: str, version: str, caller: Principal) -> None:
-        """Refuse to serve a version whose file no longer matches its hash, and say so."""
+        """Refuse to serve a version whose file no longer matches its hash, or reads tensors
+        from other files (stored before uploads were checked for that), and say so."""
         spec = self.store.resolve(name, version)
+
+        def check() -> None:
+            refuse_stored_external_data(self.store.read_verified(spec), spec.ref)
+
         try:
-            await asyncio.to_thread(self.store.read_verified, spec)
+            await asyncio.to_thread(check)
         except TamperedModel as error:
             event = AuditEvent(
                 actor=caller.subject,

@@ -92,6 +92,18 @@ class ModelStore:
         _atomic_write(self.catalog_path, json.dumps(catalog, indent=2).encode())
         return spec
 
+    def remove(self, ref: str) -> None:
+        """Drop ``name:version``'s catalog entry (a registration whose record failed), and
+        its blob unless another entry shares it."""
+        specs = self.specs()
+        gone = [s for s in specs if s.ref == ref]
+        kept = [s for s in specs if s.ref != ref]
+        catalog = {"models": [s.model_dump(mode="json") for s in kept]}
+        _atomic_write(self.catalog_path, json.dumps(catalog, indent=2).encode())
+        for spec in gone:
+            if all(s.sha256 != spec.sha256 for s in kept):
+                self.blob_path(spec.sha256).unlink(missing_ok=True)
+
     def read_verified(self, spec: ModelSpec) -> bytes:
         """The model's bytes, after checking they still hash to ``spec.sha256``."""
         try:

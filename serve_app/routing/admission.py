@@ -2,8 +2,8 @@
 
 An arm answers clinicians, so it must be validated (``validation`` or ``production``); a
 shadow only runs beside them, so any version not retired may be one. Every version must
-belong to a served model, whose replicas load it by hash. While a version is an arm, a
-promotion or rollback that would retire it is refused: end the experiment (change or
+belong to a served model, whose replicas load it by hash. While a version is an arm or a
+shadow, a promotion or rollback that would retire it is refused: end the experiment (change or
 delete the route) first, so a retired version never answers. And a model's replicas
 keep ``runtime.max_loaded_versions`` versions loaded: routes may not make a model serve
 more at once, or its replicas would reload sessions request after request.
@@ -74,13 +74,16 @@ def route_refs(route: RouteConfig) -> list[str]:
 
 
 def check_retirements(changes: Iterable[StatusChange], routes: Iterable[RouteOut]) -> None:
-    """Raise if ``changes`` retire a version that is still an arm of a route."""
-    arms = {arm.model: route.endpoint for route in routes for arm in route.arms}
+    """Raise if ``changes`` retire a version that is still an arm or a shadow of a route."""
+    routed = {}
+    for route in routes:
+        routed |= {ref: f"a shadow of route {route.endpoint}" for ref in route.shadow}
+        routed |= {arm.model: f"an arm of route {route.endpoint}" for arm in route.arms}
     for change in changes:
         ref = f"{change.model_name}:{change.version}"
-        if change.status == ModelStatus.RETIRED and ref in arms:
+        if change.status == ModelStatus.RETIRED and ref in routed:
             raise Conflict(
-                f"{ref} is an arm of route {arms[ref]}; change or delete the route first",
+                f"{ref} is {routed[ref]}; change or delete the route first",
                 field="model",
                 rule="routed",
             )

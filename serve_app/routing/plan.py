@@ -3,8 +3,9 @@
 The registry makes the plan; every preprocessor follows it. Resolving a request's
 ``model`` against it is pure: a routed endpoint picks an arm (sticky by the patient's
 pseudonym when the route says so), a plain name takes the production version, and a
-pinned ``name:version`` takes exactly that version when it serves (in production or in
-a route).
+pinned ``name:version`` takes exactly that version when it answers clinicians: the
+production version, or an arm of a route. A version that is only a route's shadow is
+unvalidated: it runs on copies of requests (``shadow=True``), never as an answer.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ class ServingPlan:
     routed: Mapping[str, ModelSpec] = field(default_factory=dict)
     """Spec of every ``name:version`` the routes name."""
 
-    def target(self, ref: str, key: str | None, rng: random.Random) -> Target:
-        """What answers ``ref`` (``name`` or ``name:version``) for a request keyed ``key``."""
+    def target(self, ref: str, key: str | None, rng: random.Random, shadow: bool = False) -> Target:
+        """What answers ``ref`` (``name`` or ``name:version``) for a request keyed ``key``;
+        ``shadow``: for a route's shadow copy, which may also run a shadow version."""
         name, _, version = ref.partition(":")
         if not version and (route := self.routes.get(name)) is not None:
             arm = choose_arm(name, route, key, rng)
@@ -48,12 +50,15 @@ class ServingPlan:
         spec = self.models.get(name)
         if spec is not None and version in ("", spec.version):
             return Target(spec)
-        if (pinned := self.routed.get(ref)) is not None:
+        if (pinned := self.routed.get(ref)) is not None and (shadow or ref in self.arms):
             return Target(pinned)
-        if spec is None:
-            raise NotFound(f"model {name} is not served", field="model", rule="served")
-        raise NotFound(
-            f"model {ref} is not served ({name} serves {spec.version})",
-            field="model",
-            rule="served",
-        )
+        # NOTE: one answer for every version that does not answer clinicians, whether
+        # unknown, a shadow or retired; and never the production version: a caller who may
+        # infer learns nothing of the catalog from a 404.
+        what = ref if version else name
+        raise NotFound(f"model {what} is not served", field="model", rule="served")
+
+    @property
+    def arms(self) -> frozenset[str]:
+        """Every ``name:version`` that is an arm of a route: it answers clinicians."""
+        return frozenset(arm.model for route in self.routes.values() for arm in route.arms)

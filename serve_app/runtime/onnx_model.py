@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from serve_app.errors import InvalidInput
 from serve_app.registry.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
+from serve_app.runtime.onnx_guard import refuse_external_data
 from serve_app.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,20 @@ def session_options(runtime: RuntimeSettings) -> ort.SessionOptions:
 def open_session(
     data: bytes, runtime: RuntimeSettings | None = None, has_gpu: bool = False
 ) -> ort.InferenceSession:
+    """A session of the ONNX file ``data``, refused first if it would read other files."""
     runtime = runtime or RuntimeSettings()
+    # NOTE: every session, whoever asks: a file stored before this check existed is
+    # refused here too, before ONNX Runtime resolves a single path.
+    refuse_external_data(data)
     try:
         return ort.InferenceSession(
             data, sess_options=session_options(runtime), providers=providers(runtime, has_gpu)
         )
     except Exception as exc:  # ORT raises its own untyped Fail/InvalidProtobuf/InvalidGraph
+        if out_of_memory(exc):
+            raise InvalidInput(
+                "loading the model ran out of memory", field="file", rule="memory-limit"
+            ) from None
         raise InvalidInput(
             "file is not an ONNX model ONNX Runtime can load (it reads IR version 13 or older): "
             + type(exc).__name__,
@@ -59,9 +68,22 @@ def open_session(
         ) from None
 
 
-def inspect_model(data: bytes, name: str, version: str) -> ModelSpec:
-    """Read a model's spec from its graph and metadata, and prove it runs on a zero input."""
-    session = open_session(data)
+def out_of_memory(exc: BaseException) -> bool:
+    """ONNX Runtime reports a failed allocation as an untyped error; its text tells."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or any(
+        sign in text for sign in ("bad_alloc", "bad allocation", "Failed to allocate")
+    )
+
+
+def inspect_model(
+    data: bytes, name: str, version: str, runtime: RuntimeSettings | None = None
+) -> ModelSpec:
+    """Read a model's spec from its graph and metadata, and prove it runs on a zero input.
+
+    It runs the uploader's graph: registration calls it in a limited child process
+    (``serve_app.runtime.inspection``)."""
+    session = open_session(data, runtime)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise InvalidInput(
@@ -101,6 +123,10 @@ def inspect_model(data: bytes, name: str, version: str) -> ModelSpec:
     try:
         (out,) = session.run([spec.output_name], {spec.input_name: zero})
     except Exception as exc:
+        if out_of_memory(exc):
+            raise InvalidInput(
+                "model ran out of memory on a zero input", field="file", rule="memory-limit"
+            ) from None
         raise InvalidInput(
             f"model failed on a zero input: {type(exc).__name__}", field="file", rule="model-run"
         ) from None

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
+from serve_app.runtime.onnx_guard import refuse_stored_external_data
 from serve_app.runtime.onnx_model import OnnxModel
 from serve_app.settings import RuntimeSettings
 
@@ -26,8 +27,11 @@ class LoadedVersions:
         self._loading: dict[str, asyncio.Future[OnnxModel]] = {}
 
     def load(self, spec: ModelSpec) -> OnnxModel:
-        """Load ``spec`` now (blocking); raises ``TamperedModel`` on a hash mismatch."""
-        model = OnnxModel(self.store.read_verified(spec), spec, self.runtime, self.has_gpu)
+        """Load ``spec`` now (blocking); raises ``TamperedModel`` on a hash mismatch or a
+        file with external data (stored before uploads were checked for it)."""
+        data = self.store.read_verified(spec)
+        refuse_stored_external_data(data, spec.ref)
+        model = OnnxModel(data, spec, self.runtime, self.has_gpu)
         self._keep(spec.sha256, model)
         return model
 

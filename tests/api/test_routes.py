@@ -347,6 +347,44 @@ def test_an_arm_cannot_be_retired_while_routed(
     assert retire.status_code == 200, retire.text
 
 
+def test_a_shadow_version_answers_no_pin_and_stays_while_routed(
+    api: httpx.Client, engineer: dict[str, str], versions: Callable[..., list[str]], endpoint: str
+) -> None:
+    """Finding 6: a development version that is only a shadow is unvalidated; a clinician
+    pinning it gets the same 404 as for a version that does not exist, never its answer."""
+    (arm,) = versions(1)
+    (shadow,) = versions(1, "development")
+    assert put_route(api, engineer, endpoint, {arm: 1}, shadow=[shadow]).status_code == 200
+    until_served(api, lambda r: r.status_code == 200 and r.json()["arm"] == arm, endpoint)
+
+    pinned = infer(api, shadow, seed=7)  # as the clinician
+    assert_problem(pinned, 404, "model", "served")
+    assert "outputs" not in pinned.text
+    unknown = infer(api, f"{MODEL}:no-such-version", seed=7)
+    assert pinned.json()["detail"] == unknown.json()["detail"].replace(
+        "no-such-version", shadow.split(":")[1]
+    )
+    answered = infer(api, arm, seed=7)  # an arm answers clinicians: it may be pinned
+    assert (answered.status_code, answered.json()["model_version"]) == (200, arm.split(":")[1])
+
+    version = shadow.split(":")[1]
+    retire = api.post(
+        f"/models/{MODEL}/{version}/promote", json={"to": "retired"}, headers=engineer
+    )
+    assert_problem(retire, 409, "model", "routed")
+    assert "shadow" in retire.json()["detail"]
+
+
+def test_a_404_for_a_pinned_version_names_no_other_version(
+    api: httpx.Client, engineer: dict[str, str]
+) -> None:
+    listed = api.get("/models", params={"name": MODEL}, headers=engineer).json()
+    (production,) = [v["version"] for v in listed if v["status"] == "production"]
+    refused = infer(api, f"{MODEL}:0.0.0-absent", seed=8)
+    assert_problem(refused, 404, "model", "served")
+    assert production not in refused.json()["detail"]
+
+
 def test_who_may_route(
     api: httpx.Client,
     engineer: dict[str, str],

@@ -6,6 +6,7 @@ read; every builder here pins IR 10 and opset 17 unless told otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
@@ -162,3 +163,61 @@ def log_of_brightness(side: int = 64) -> bytes:
         ],
     )
     return model_bytes(graph, metadata_props(["dark", "bright"], None))
+
+
+def external(tensor: TensorProto, location: str, length: int | None = None) -> TensorProto:
+    """``tensor`` with its data moved out of the file to ``location`` (nothing embedded)."""
+    for field in ("raw_data", "float_data", "int64_data", "int32_data"):
+        tensor.ClearField(field)
+    tensor.data_location = TensorProto.EXTERNAL
+    nbytes = length if length is not None else 4 * int(np.prod(tensor.dims))
+    for key, value in (("location", location), ("offset", "0"), ("length", str(nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def leaking_classifier(location: str, classes: int = 64) -> bytes:
+    """What finding 1's attacker uploads: a valid image classifier whose ``classes`` output
+    scores are a weightless initializer read from ``location`` (external data), plus the
+    mean of the image. ONNX Runtime, loading it from bytes, reads ``location`` relative to
+    its working directory, so the outputs are that file's bytes as float32.
+
+    NOTE: 64 values, not 2: ONNX Runtime's constant sharing folds initializers of 8 or
+    fewer values, and that pass cannot read external data from a model without a path."""
+    leak = external(
+        helper.make_tensor("leak", TensorProto.FLOAT, [1, classes], [0.0] * classes), location
+    )
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=1),
+            helper.make_node("Reshape", ["mean", "shape"], ["column"]),
+            helper.make_node("Add", ["column", "leak"], ["scores"]),
+        ],
+        "leaking_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 64, 64])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, classes])],
+        [leak, shape],
+    )
+    labels = [f"c{i}" for i in range(classes)]
+    return model_bytes(graph, metadata_props(labels, {"medai.output_kind": "logits"}))
+
+
+def leaking_spec(data: bytes, name: str, version: str, classes: int = 64) -> ModelSpec:
+    """The spec registration gave ``leaking_classifier`` before uploads were checked for
+    external data: what a store written before the fix holds."""
+    labels = [f"c{i}" for i in range(classes)]
+    return ModelSpec(
+        name=name,
+        version=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        input_name="image",
+        input_shape=[1, 1, 64, 64],
+        input_dtype="float32",
+        layout=Layout.NCHW,
+        output_name="scores",
+        output_shape=[1, classes],
+        metadata=ModelMetadata(labels=labels, output_kind="logits"),
+    )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+from fastapi.routing import APIRoute
+
 from serve_app.auth.rbac import GRANTS, Permission, Role
+from serve_app.http.records import build_records_router
+from serve_app.http.registry_routes import build_registry_router
+from serve_app.http.routing_routes import build_routing_router
 from serve_app.settings import REPO_ROOT
 
 
@@ -25,3 +32,30 @@ def test_role_matrix_equals_the_role_table() -> None:
         for row in body
     }
     assert documented == GRANTS
+
+
+def required_permissions(route: APIRoute) -> set[str]:
+    """What ``security.require`` makes ``route`` ask of its caller."""
+    calls = [d.call for d in route.dependant.dependencies]
+    return {p.value for call in calls for p in getattr(call, "permissions", ())}
+
+
+def test_route_table_equals_what_the_routes_require() -> None:
+    """The route table of ``compliance/roles.md`` is what the management routes check:
+    a permission granted but never required (``routes:manage``, once) shows as drift."""
+    routers = [build_registry_router(None), build_routing_router(None), build_records_router(None)]  # type: ignore[arg-type]
+    required = {
+        f"{method} {route.path}": required_permissions(route)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    _, *body = table_rows((REPO_ROOT / "compliance" / "roles.md").read_text(), "route")
+    documented = {
+        route: set(re.findall(r"[a-z]+:[a-z-]+|\binfer\b", row[1]))
+        for row in body
+        for route in re.findall(r"`([A-Z]+ [^`]+)`", row[0])
+        if route in required
+    }
+    assert documented == required

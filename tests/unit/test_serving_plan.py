@@ -91,10 +91,29 @@ def test_a_sticky_endpoint_keeps_each_patient_on_one_arm() -> None:
     assert arms == {"chest:1", "chest:2"}
 
 
-@pytest.mark.parametrize(("ref", "expected"), [("chest:3", "chest:3"), ("derm:5", "derm:5")])
-def test_a_version_a_route_serves_may_be_pinned(ref: str, expected: str) -> None:
-    target = plan().target(ref, None, random.Random(0))
-    assert (target.spec.ref, target.arm) == (expected, None)
+@pytest.mark.parametrize("ref", ["chest:3", "derm:5"])
+def test_an_arm_of_a_route_may_be_pinned(ref: str) -> None:
+    serving = plan(ep=route({"chest:3": 1}), other=route({"derm:5": 1}))
+    target = serving.target(ref, None, random.Random(0))
+    assert (target.spec.ref, target.arm) == (ref, None)
+
+
+@pytest.mark.parametrize("ref", ["chest:3", "derm:5"])
+def test_a_version_only_a_shadow_answers_copies_never_a_pin(ref: str) -> None:
+    """Finding 6: a development shadow is unvalidated; pinned, it would answer clinicians."""
+    serving = plan(
+        ep=route({"chest:1": 1}, shadow=("chest:3",)), x=route({"chest:2": 1}, ("derm:5",))
+    )
+    with pytest.raises(NotFound) as info:
+        serving.target(ref, None, random.Random(0))
+    assert (info.value.field, info.value.rule) == ("model", "served")
+    assert info.value.detail == f"model {ref} is not served"
+    assert serving.target(ref, None, random.Random(0), shadow=True).spec.ref == ref
+
+
+def test_a_version_no_route_names_any_more_is_not_pinned() -> None:
+    with pytest.raises(NotFound):
+        plan().target("chest:3", None, random.Random(0))
 
 
 @pytest.mark.parametrize("ref", ["chest:9", "absent", "absent:1", "ep"])
@@ -142,12 +161,13 @@ def test_routes_naming_what_may_not_serve_are_refused(
     assert (info.value.field, info.value.rule) == (field, rule)
 
 
-def test_retiring_an_arm_is_refused_and_retiring_a_shadow_is_not() -> None:
+def test_retiring_an_arm_or_a_shadow_is_refused() -> None:
     routed = stored("ep", {"chest:1": 1}, shadow=("chest:3",))
-    with pytest.raises(Conflict) as info:
-        check_retirements([StatusChange("chest", "1", "retired")], [routed])
-    assert info.value.rule == "routed" and "ep" in info.value.detail
-    check_retirements([StatusChange("chest", "3", "retired")], [routed])
+    for version, role in (("1", "an arm"), ("3", "a shadow")):
+        with pytest.raises(Conflict) as info:
+            check_retirements([StatusChange("chest", version, "retired")], [routed])
+        assert info.value.rule == "routed" and f"{role} of route ep" in info.value.detail
+    check_retirements([StatusChange("chest", "2", "retired")], [routed])
     check_retirements([StatusChange("chest", "1", "production")], [routed])
 
 
