@@ -93,6 +93,20 @@ async def refused(writer: AuditWriter) -> str:
     return refusal.value.detail
 
 
+async def halted_after_a_lost_file(
+    db: Database, writer_for: Any, log: CheckpointLog
+) -> AuditWriter:
+    """Twelve entries signed, the checkpoint file lost (a disk, say), a new writer: halted."""
+    first = writer_for(db)
+    await first.write(events(12))
+    await first.close()
+    log.path.unlink()
+    successor = writer_for(db)
+    with pytest.raises(ServiceUnavailable):
+        await successor.start()
+    return successor
+
+
 # --- finding 4: the checkpoint file is not the only anchor any more ----------------------
 
 
@@ -133,13 +147,7 @@ def test_a_restarted_writer_refuses_to_sign_over_a_missing_file(
     with_db: Any, writer_for: Any, log: CheckpointLog
 ) -> None:
     async def scenario(db: Database) -> list[Any]:
-        first = writer_for(db)
-        await first.write(events(12))
-        await first.close()
-        log.path.unlink()
-        successor = writer_for(db)
-        with pytest.raises(ServiceUnavailable):
-            await successor.start()
+        successor = await halted_after_a_lost_file(db, writer_for, log)
         detail = await refused(successor)
         return [successor.state, detail, await AuditStore(db).head()]
 
@@ -224,13 +232,7 @@ def test_reanchoring_is_audited_and_signing_resumes(
     with_db: Any, writer_for: Any, log: CheckpointLog
 ) -> None:
     async def scenario(db: Database) -> list[Any]:
-        first = writer_for(db)
-        await first.write(events(12))
-        await first.close()
-        log.path.unlink()  # lost with a disk, say
-        halted = writer_for(db)
-        with pytest.raises(ServiceUnavailable):
-            await halted.start()
+        halted = await halted_after_a_lost_file(db, writer_for, log)
         checkpoint, before = await halted.reanchor("operator:ops", "disk failure, ticket 42")
         await halted.write(events(2))
         await halted.close()
