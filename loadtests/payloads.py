@@ -8,6 +8,8 @@ import uuid
 
 import numpy as np
 from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from serve_app.registry.spec import ModelSpec
 
@@ -37,21 +39,52 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def multipart_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
+def dicom_bytes(image: np.ndarray) -> bytes:
+    """The image as an uncompressed secondary-capture DICOM file (MONOCHROME2 or RGB)."""
+    h, w, c = image.shape
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = h, w, c
+    ds.PhotometricInterpretation = "MONOCHROME2" if c == 1 else "RGB"
+    if c == 3:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = image.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _multipart(model: str, filename: str, content_type: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'.encode(),
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="image.png"\r\n'
-        "Content-Type: image/png\r\n\r\n".encode()
-        + png_bytes(image)
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + data
         + b"\r\n",
         f"--{boundary}--\r\n".encode(),
     ]
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-BODIES = {"json": json_body, "file": multipart_body}
-PATHS = {"json": "/infer", "file": "/infer/file"}
+def multipart_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
+    return _multipart(model, "image.png", "image/png", png_bytes(image))
+
+
+def dicom_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
+    return _multipart(model, "image.dcm", "application/dicom", dicom_bytes(image))
+
+
+BODIES = {"json": json_body, "file": multipart_body, "dicom": dicom_body}
+PATHS = {"json": "/infer", "file": "/infer/file", "dicom": "/infer/file"}
 
 
 def batch_body(images: list[np.ndarray], model: str) -> tuple[bytes, str]:
