@@ -22,6 +22,7 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
+from serve_app.child_env import child_environment
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import InvalidInput, MedAIError, ServiceUnavailable
 from serve_app.settings import DecodingSettings, LimitsSettings
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0
 """How long a new worker may take to import its libraries and say it is ready."""
-_SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PIPE_BYTES = 1024 * 1024
 """Pipe buffer asked for (Linux's default ceiling): a decoded image crosses it in a few
 writes rather than one context switch per 64 KiB."""
@@ -38,14 +38,6 @@ writes rather than one context switch per 64 KiB."""
 
 def _limit_error(detail: str) -> InvalidInput:
     return InvalidInput(detail, field="file", rule="decoder-limit")
-
-
-def worker_environment() -> dict[str, str]:
-    """What a worker is started with: the parent's import path, one thread, no secrets."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env |= {name: "1" for name in _SINGLE_THREADED}
-    return env
 
 
 class _Worker:
@@ -70,7 +62,7 @@ class _Worker:
             self.process = subprocess.Popen(
                 command,
                 pass_fds=(jobs_read, answers_write),
-                env=worker_environment(),
+                env=child_environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )

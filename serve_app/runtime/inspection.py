@@ -16,7 +16,6 @@ price is about a second of interpreter start per registration.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -26,14 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import serve_app
+from serve_app.child_env import child_environment
 from serve_app.errors import InvalidInput, MedAIError
 from serve_app.registry.spec import ModelSpec
 from serve_app.settings import LimitsSettings, RuntimeSettings
-
-SECRET_PREFIXES = ("MEDAI_", "PG")
-"""Environment variables the child never gets (the platform's secrets live there)."""
-CODE_ROOT = str(Path(serve_app.__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True)
@@ -55,12 +50,6 @@ def _refused(detail: str, rule: str) -> InvalidInput:
     return InvalidInput(detail, field="file", rule=rule)
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [CODE_ROOT, env.get("PYTHONPATH")]))
-    return env
-
-
 def inspect_in_child(
     data: bytes, name: str, version: str, limits: InspectionLimits
 ) -> tuple[ModelSpec, float]:
@@ -77,7 +66,7 @@ def inspect_in_child(
             done = subprocess.run(
                 [sys.executable, "-m", "serve_app.runtime.inspection", *argv],
                 cwd=empty,
-                env=_child_env(),
+                env=child_environment(),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=limits.timeout_s,

@@ -114,11 +114,13 @@ def loop_bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def limited(settings: Settings, credentials: Credentials) -> Iterator[TestClient]:
-    """An in-process server whose inspections get 1 GiB, 3 CPU seconds and 6 s."""
+    """An in-process server whose inspections get 1 GiB and 3 CPU seconds. NOTE: the wall
+    clock's limit is far above the CPU's, so a loaded machine (CI's two cores) cannot make
+    the CPU case end on the clock instead."""
     limits = {
         "model_inspect_memory_bytes": 2**30,
         "model_inspect_cpu_s": 3,
-        "model_inspect_timeout_s": 6,
+        "model_inspect_timeout_s": 120,
     }
     narrow = settings.model_copy(update={"limits": settings.limits.model_copy(update=limits)})
     with TestClient(create_local_app(narrow, credentials)) as client:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
+from serve_app.child_env import child_environment
 from serve_app.codecs.decode import Decoder, decode
-from serve_app.codecs.sandbox import DecoderPool, worker_environment
+from serve_app.codecs.sandbox import DecoderPool
 from serve_app.codecs.types import EncodedImage, ImageFormat
 from serve_app.errors import InvalidInput
 from serve_app.settings import DecodingSettings, LimitsSettings
@@ -109,7 +110,7 @@ def test_a_worker_killed_while_idle_is_replaced_unseen(pool: DecoderPool) -> Non
 def test_workers_get_no_secrets() -> None:
     assert os.environ["MEDAI_JWT_SECRET"]  # set by tests/conftest.py, as a deployment would
 
-    env = worker_environment()
+    env = child_environment()
 
     assert not any(name.startswith("MEDAI_") for name in env)
     assert env["OPENBLAS_NUM_THREADS"] == "1"
