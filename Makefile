@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup serve test lint bench
+.PHONY: setup serve test lint typecheck bench
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,16 +14,22 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(VENV)/bin/medai serve
 
-# Everything once (Ray-served tests in Ray Serve's default mode), then the
+# The static gates first (seconds), so a style or type error fails before the suite
+# starts. Then everything once (Ray-served tests in Ray Serve's default mode), then the
 # Ray-served tests again in the HAProxy + throughput-optimized mode `serve` uses,
 # then the crash tests, which start whole servers of their own, apart.
-test: setup
+test: lint typecheck
 	$(PY) -m pytest -m "not crash"
 	MEDAI_TEST_SERVE_MODE=high-throughput $(PY) -m pytest -m serve
 	$(PY) -m pytest -m crash
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Settings in pyproject.toml ([tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy serve_app deployments
 
 bench: setup
 	$(PY) -m loadtests.bench

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from deployments.audit_writer import AuditWriter
 from deployments.ingress import Ingress
@@ -20,6 +20,17 @@ def runner_name(model: str) -> str:
     return f"model-{model}"
 
 
+def deployment(cls: object) -> Deployment:
+    """The ``Deployment`` that ``@serve.deployment`` made of a class.
+
+    NOTE: mypy keeps a decorated class's own type (class decorators cannot change it), so
+    it cannot see that ``Preprocessor`` is a ``Deployment`` with ``bind`` and ``options``.
+    """
+    if not isinstance(cls, Deployment):
+        raise TypeError(f"{cls!r} is not decorated with @serve.deployment")
+    return cls
+
+
 def build_app(args: dict[str, Any]) -> Application:
     """Ingress -> Preprocessor -> one ModelRunner deployment per served model, and
     Ingress -> AuditWriter (the single writer of results and the audit trail), and
@@ -33,10 +44,10 @@ def build_app(args: dict[str, Any]) -> Application:
     store = ModelStore(settings.model_store)
     specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
     runners = {
-        name: ModelRunner.options(name=runner_name(name)).bind(settings, spec)
+        name: deployment(ModelRunner).options(name=runner_name(name)).bind(settings, spec)
         for name, spec in specs.items()
     }
-    writer = AuditWriter.bind(settings) if settings.audit.enabled else None
-    registry = Registry.bind(settings, specs, writer)
-    preprocessor = Preprocessor.bind(settings, specs, runners, registry)
-    return Ingress.bind(settings, preprocessor, writer, registry)
+    writer = deployment(AuditWriter).bind(settings) if settings.audit.enabled else None
+    registry = deployment(Registry).bind(settings, specs, writer)
+    preprocessor = deployment(Preprocessor).bind(settings, specs, runners, registry)
+    return deployment(Ingress).bind(settings, preprocessor, writer, registry)

@@ -47,7 +47,7 @@ class AuditWriter:
     background task signs a checkpoint of a quiet tail within ``audit.checkpoint_every_s``.
     """
 
-    async def __init__(self, settings: Settings) -> None:
+    async def __init__(self, settings: Settings) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         configure_logging(settings.log_level)
         # NOTE: opened here, in the replica's event loop, with secrets read in the replica.
         self.trail = await DatabaseTrail.open(settings)

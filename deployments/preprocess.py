@@ -30,7 +30,7 @@ class Preprocessor:
     each model serves is the registry's: each replica follows it (``registry.poll_interval_s``).
     """
 
-    async def __init__(
+    async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async __init__
         self,
         settings: Settings,
         specs: dict[str, ModelSpec],

@@ -133,6 +133,7 @@ class Pipeline:
     def _outcome(prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:
         if isinstance(prepared, MedAIError):
             return prepared
+        assert row is not None  # every prepared image got its row, or infer() raised
         spec, target = prepared.spec, prepared.target
         try:
             interpretation = interpret(row[0], spec.metadata)

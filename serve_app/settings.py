@@ -99,6 +99,10 @@ class HopSettings(BaseModel):
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 
 
+def _hs256_only() -> list[JwtAlgorithm]:
+    return ["HS256"]
+
+
 class AuthSettings(BaseModel):
     """Bearer-token (JWT) authentication at the ingress.
 
@@ -108,7 +112,7 @@ class AuthSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    algorithms: list[JwtAlgorithm] = Field(default_factory=lambda: ["HS256"], min_length=1)
+    algorithms: list[JwtAlgorithm] = Field(default_factory=_hs256_only, min_length=1)
     """Accepted JWT algorithms, pinned: ``HS256`` (shared secret) or ``RS256``/``ES256``
     (public key or JWKS file); the two families never mix."""
     public_key_file: Path | None = None

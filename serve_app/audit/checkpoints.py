@@ -458,8 +458,10 @@ class CheckpointCopies:
                     f"the checkpoint file and its copy {log.path} end differently: one of"
                     " them was cut, rolled back or rewritten"
                 )
-        if newest is None or newest.counter is not None:
-            return newest, newest.counter if newest is not None else 0
+        if newest is None:
+            return None, 0
+        if newest.counter is not None:
+            return newest, newest.counter
         return newest, len(self.primary.read())  # format 1: counted once
 
     def repair(self) -> None:

@@ -268,7 +268,7 @@ class AuditStore:
     async def hashes_at(self, seqs: Sequence[int]) -> dict[int, str]:
         """Stored ``entry_hash`` of each of ``seqs`` that exists."""
         rows = await AuditLog.filter(seq__in=list(seqs)).values_list("seq", "entry_hash")
-        return {int(seq): str(entry_hash) for seq, entry_hash in rows}  # type: ignore[misc]
+        return {int(seq): str(entry_hash) for seq, entry_hash in rows}
 
 
 def has_result(entry: AuditLog) -> bool:
@@ -317,7 +317,7 @@ async def check_results(page: Sequence[AuditLog]) -> tuple[int, str] | None:
     rows = await InferenceResult.filter(inference_id__in=list(expected))
     found = {row.inference_id: row for row in rows}
     for inference_id, entry in expected.items():
-        row = found.get(inference_id)  # type: ignore[arg-type]
+        row = found.get(inference_id) if inference_id is not None else None
         if row is None:
             return entry.seq, f"seq {entry.seq}: the result of inference {inference_id} is missing"
         if result_digest(row) != entry.details[RESULT_DIGEST]:

@@ -54,7 +54,9 @@ class KeyRing:
             return cls({None: VerificationKey("HS256", secret)})
         if auth.public_key_file is not None:
             key = _strong_enough(load_pem_public_key(auth.public_key_file.read_bytes()))
-            keys = {None: VerificationKey(_public_key_algorithm(key), key)}
+            keys: dict[str | None, VerificationKey] = {
+                None: VerificationKey(_public_key_algorithm(key), key)
+            }
         else:
             assert auth.jwks_file is not None  # AuthSettings guarantees one of the two
             jwks = jwt.PyJWKSet.from_json(auth.jwks_file.read_text())

@@ -119,7 +119,7 @@ def _check_finite(ds: Dataset) -> None:
     for keyword in _SCALING:
         with _translated(f"DICOM attribute {keyword} is malformed"):
             value = ds.get(keyword)
-            values = [] if value is None or value == "" else np.asarray(value, dtype=np.float64)
+            values = np.asarray([] if value is None or value == "" else value, dtype=np.float64)
         if not np.isfinite(values).all():
             raise _invalid(f"DICOM attribute {keyword} is not a finite number", "finite")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from serve_app.audit.trail import AuditTrail
@@ -32,7 +34,7 @@ def create_app(
     credentials: Credentials,
 ) -> FastAPI:
     # NOTE: no schema or docs in production unless asked for: they map the attack surface.
-    docs = (
+    docs: dict[str, Any] = (
         {} if settings.docs_served else {"openapi_url": None, "docs_url": None, "redoc_url": None}
     )
     app = FastAPI(

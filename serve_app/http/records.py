@@ -5,7 +5,7 @@ Every read is itself audited (21 CFR 11.10(e): the trail records who looked).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -30,7 +30,9 @@ Auditor = Annotated[Principal, require(Permission.READ_AUDIT)]
 def build_records_router(trail: AuditTrail) -> APIRouter:
     router = APIRouter()
 
-    async def audited(caller: Principal, action: AuditAction, object_type: str, **details) -> None:
+    async def audited(
+        caller: Principal, action: AuditAction, object_type: str, **details: Any
+    ) -> None:
         await trail.record(
             [AuditEvent(caller.subject, action, object_type, role=caller.role, details=details)]
         )

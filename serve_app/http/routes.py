@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -33,6 +33,7 @@ from serve_app.pipeline import Job, Outcome
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
+    BatchInferRequest,
     BatchInferResponse,
     BatchItem,
     InferRequest,
@@ -62,7 +63,7 @@ def build_router(
     shadows = ShadowCopies(backend, trail, metrics, settings.registry.max_shadows_in_flight)
 
     def logged(caller: Principal, patient_ref: str | None, outcome: Outcome) -> Outcome:
-        fields = {"user": caller.subject, "patient": patient_ref}
+        fields: dict[str, Any] = {"user": caller.subject, "patient": patient_ref}
         if isinstance(outcome, MedAIError):
             fields |= {"status": int(outcome.status), "rule": outcome.rule}
             metrics.inferences.labels(outcome.rule or outcome.slug, fields["status"]).inc()
@@ -87,7 +88,8 @@ def build_router(
         patient_ref = pseudonymize(patient_id)
         job = Job(image, model, key=patient_ref)
         (outcome,) = await backend.infer([job])
-        if isinstance(logged(caller, patient_ref, outcome), MedAIError):
+        logged(caller, patient_ref, outcome)
+        if isinstance(outcome, MedAIError):
             raise outcome
         response = to_response(outcome, started)
         await trail.record([audit_event(response, outcome, caller, patient_ref, None)])
@@ -132,12 +134,15 @@ def build_router(
         image = await asyncio.to_thread(pixels_image, body)  # millions of floats to numpy
         return await predict(image, body.model, caller, body.patient_id, started)
 
-    BatchBody = batch_request_model(limits.max_batch_images)
+    if TYPE_CHECKING:  # the class built below is a BatchInferRequest; mypy checks that
+        BatchBody: TypeAlias = BatchInferRequest
+    else:
+        BatchBody = batch_request_model(limits.max_batch_images)
 
     @router.post(
         "/infer/batch", tags=["inference"], response_model=BatchInferResponse, responses=ERRORS
     )
-    async def infer_batch(body: BatchBody, caller: Inferrer) -> BatchInferResponse:  # type: ignore[valid-type]
+    async def infer_batch(body: BatchBody, caller: Inferrer) -> BatchInferResponse:
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
         started = time.perf_counter()
 
@@ -161,6 +166,7 @@ def build_router(
                     BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
                 )
                 continue
+            assert isinstance(j, Job)  # a refused image's outcome is its error, handled above
             response = to_response(outcome, started)
             items.append(BatchItem(index=index, status=200, result=response))
             events.append(audit_event(response, outcome, caller, patient_ref, batch_id))

@@ -125,5 +125,5 @@ def require(*permissions: Permission) -> Any:
         authorize(caller, *permissions)
         return caller
 
-    principal.permissions = permissions  # type: ignore[attr-defined]  # the role-matrix test reads it
+    principal.permissions = permissions  # type: ignore[attr-defined]  # a function attribute the role-matrix test reads
     return Depends(principal)

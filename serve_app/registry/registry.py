@@ -7,7 +7,7 @@ the ``ModelVersion`` rows, whose every change is committed with its audit entry.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -278,7 +278,7 @@ class ModelRegistry:
             raise
 
     async def _record(
-        self, caller: Principal, action: AuditAction, changes: list[ModelChange], details: dict
+        self, caller: Principal, action: AuditAction, changes: Sequence[ModelChange], details: dict
     ) -> None:
         """One audit entry per changed version, all committed in one write."""
         await self.trail.record(

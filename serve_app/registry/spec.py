@@ -71,15 +71,20 @@ class ModelSpec(BaseModel):
 
     @property
     def channels(self) -> int:
-        return int(self.input_shape[1 if self.layout is Layout.NCHW else 3])  # type: ignore[arg-type]
+        return self._fixed_dim(1 if self.layout is Layout.NCHW else 3)
 
     @property
     def height(self) -> int:
-        return int(self.input_shape[2 if self.layout is Layout.NCHW else 1])  # type: ignore[arg-type]
+        return self._fixed_dim(2 if self.layout is Layout.NCHW else 1)
 
     @property
     def width(self) -> int:
-        return int(self.input_shape[3 if self.layout is Layout.NCHW else 2])  # type: ignore[arg-type]
+        return self._fixed_dim(3 if self.layout is Layout.NCHW else 2)
+
+    def _fixed_dim(self, axis: int) -> int:
+        dim = self.input_shape[axis]
+        assert dim is not None  # spec_from_model refuses symbolic channels, height or width
+        return dim
 
     @property
     def dtype(self) -> np.dtype:

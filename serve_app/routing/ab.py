@@ -78,8 +78,10 @@ def _unit_interval(endpoint: str, key: str) -> float:
 def choose_arm(endpoint: str, route: RouteConfig, key: str | None, rng: random.Random) -> Arm:
     """The arm for one request: by ``key`` on a sticky route (when it has one), by ``rng``
     otherwise, each arm in proportion to its weight."""
-    sticky = route.sticky_key is not None and key is not None
-    draw = _unit_interval(endpoint, key) if sticky else rng.random()  # type: ignore[arg-type]
+    if route.sticky_key is not None and key is not None:
+        draw = _unit_interval(endpoint, key)
+    else:
+        draw = rng.random()
     bounds = list(accumulate(arm.weight for arm in route.arms))
     index = bisect_right(bounds, draw * bounds[-1])
     return route.arms[min(index, len(route.arms) - 1)]

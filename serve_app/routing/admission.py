@@ -75,7 +75,7 @@ def route_refs(route: RouteConfig) -> list[str]:
 
 def check_retirements(changes: Iterable[StatusChange], routes: Iterable[RouteOut]) -> None:
     """Raise if ``changes`` retire a version that is still an arm or a shadow of a route."""
-    routed = {}
+    routed: dict[str, str] = {}
     for route in routes:
         routed |= {ref: f"a shadow of route {route.endpoint}" for ref in route.shadow}
         routed |= {arm.model: f"an arm of route {route.endpoint}" for arm in route.arms}

@@ -11,6 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.context import TortoiseContext, get_current_context
@@ -194,10 +195,11 @@ async def _create_or_migrate(database: Database) -> None:
 
 async def _check_schema(database: Database) -> None:
     try:
-        applied = await SchemaVersion.all().values_list("version", flat=True)
+        # NOTE: tortoise types flat values_list rows as tuples; they are the column's values.
+        applied: list[Any] = await SchemaVersion.all().values_list("version", flat=True)
     except OperationalError:
         raise ConfigurationError("the database holds no MedAI Flow tables") from None
-    current = max((int(v) for v in applied), default=None)  # type: ignore[call-overload]
+    current = max((int(v) for v in applied), default=None)
     if current != SCHEMA_VERSION:
         raise ConfigurationError(
             f"the database schema is version {current}, not this code's {SCHEMA_VERSION}:"
@@ -211,8 +213,9 @@ async def _late_indexes(client: BaseDBAsyncClient) -> None:
 
 
 async def _migrate(client: BaseDBAsyncClient) -> None:
-    applied = await SchemaVersion.all().using_db(client).values_list("version", flat=True)
-    current = max((int(v) for v in applied), default=None)  # type: ignore[call-overload]
+    query = SchemaVersion.all().using_db(client)
+    applied: list[Any] = await query.values_list("version", flat=True)  # see _check_schema
+    current = max((int(v) for v in applied), default=None)
     if current is None:
         await SchemaVersion.create(version=SCHEMA_VERSION, using_db=client)
         return

@@ -37,7 +37,7 @@ class ModelStatus(StrEnum):
     RETIRED = "retired"
 
 
-class CanonicalJSONField(fields.JSONField):  # type: ignore[type-arg]
+class CanonicalJSONField(fields.JSONField):
     """JSON stored as canonical text, read back exactly as it was hashed.
 
     NOTE: PostgreSQL's ``jsonb`` rewrites numbers (``1e300`` comes back as an integer,
