@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from serve_app.pipeline import Job, Outcome, Pipeline
+from serve_app.readiness import Component, model_components
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
@@ -20,7 +21,9 @@ class Backend(Protocol):
         """One outcome per job, in order; a client error is an outcome, not raised."""
         ...
 
-    async def readiness(self) -> dict[str, ModelState]: ...
+    async def readiness(self) -> list[Component]:
+        """Each component behind the ingress, each asked with a deadline; never raises."""
+        ...
 
 
 class LocalBackend:
@@ -41,5 +44,7 @@ class LocalBackend:
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         return await self.pipeline.infer(jobs)
 
-    async def readiness(self) -> dict[str, ModelState]:
-        return {name: ModelState.READY for name in self.specs}
+    async def readiness(self) -> list[Component]:
+        # NOTE: every model was loaded in __init__ (it raises otherwise): all are ready.
+        states = dict.fromkeys(self.specs, ModelState.READY)
+        return [Component("Preprocessor", True), *model_components(states, self.specs)]
