@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Protocol
 
 import numpy as np
@@ -29,13 +30,13 @@ class Backend(Protocol):
 class LocalBackend:
     """Everything in this process, no batching: for tests and as a baseline to measure Serve by."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
         store = ModelStore(settings.model_store)
         self.specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
         self.versions = LoadedVersions(store, settings.runtime)
         for spec in self.specs.values():
             self.versions.load(spec)
-        self.pipeline = Pipeline(settings, self.specs, self._call_model)
+        self.pipeline = Pipeline(settings, self.specs, self._call_model, rng)
 
     async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
         model = await self.versions.get(spec.sha256)
