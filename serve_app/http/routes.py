@@ -121,7 +121,7 @@ def build_router(
         tags=["health"],
         response_model=Readiness,
         response_model_exclude_none=True,
-        responses=problem_responses(503),
+        responses=problem_responses(422, 503),
     )
     async def readyz(verbose: bool = False) -> Readiness | JSONResponse:
         """Every deployment answers and every served model is loaded; ``verbose=true``
