@@ -23,7 +23,7 @@ from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
 
 PREPROCESSOR_READINESS_S = 10.0
-"""The preprocessor asks every model runner in turn (each within its own 5 s)."""
+"""The preprocessor asks every model runner at once, each within its own 5 s."""
 READINESS_TIMEOUT_S = 5.0
 MESSAGES_IN_FLIGHT = 4
 """Coalesced messages the ingress keeps in flight, so a burst never waits for an answer."""
