@@ -91,6 +91,10 @@ class AuditWriter:
     async def result(self, inference_id: str) -> StoredResult | None:
         return await self.trail.result(inference_id)
 
+    def writer_state(self) -> str:
+        """``active`` when writes can commit; else standby, halted or starting (readiness)."""
+        return self.trail.writer.state.value
+
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         return await self.trail.entries(after_seq, limit)
 

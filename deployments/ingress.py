@@ -11,16 +11,20 @@ from deployments.audit_writer import ServeTrail
 from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
 from deployments.registry import RegistryClient
 from serve_app.audit.trail import AuditTrail, DisabledTrail
+from serve_app.audit.writer import WriterState
 from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Job, Outcome
+from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
 
-READINESS_TIMEOUT_S = 10.0
+PREPROCESSOR_READINESS_S = 10.0
+"""The preprocessor asks every model runner at once, each within its own 5 s."""
+READINESS_TIMEOUT_S = 5.0
 MESSAGES_IN_FLIGHT = 4
 """Coalesced messages the ingress keeps in flight, so a burst never waits for an answer."""
 
@@ -40,8 +44,17 @@ class ServeBackend:
     many requests per message is what makes the three-deployment chain cheap.
     """
 
-    def __init__(self, preprocessor: DeploymentHandle, settings: Settings) -> None:
+    def __init__(
+        self,
+        preprocessor: DeploymentHandle,
+        settings: Settings,
+        registry: DeploymentHandle,
+        audit_writer: DeploymentHandle | None,
+    ) -> None:
         self.preprocessor = preprocessor
+        self.registry = registry
+        self.audit_writer = audit_writer
+        self.models = [m.name for m in settings.models]
         self.hop = Hop(preprocessor)
         self._coalesced = serve.batch(
             max_batch_size=settings.hops.max_batch_size,
@@ -60,11 +73,29 @@ class ServeBackend:
         except (BackPressureError, DeploymentUnavailableError):
             raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
 
-    async def readiness(self) -> dict[str, ModelState]:
-        try:
-            return await asyncio.wait_for(self.preprocessor.readiness.remote(), READINESS_TIMEOUT_S)
-        except Exception:
-            raise ServiceUnavailable("the preprocessing deployment does not answer") from None
+    async def readiness(self) -> list[Component]:
+        """The preprocessor (which asks every model runner), the registry and the writer."""
+        states: dict[str, ModelState] = {}
+
+        async def preprocessor() -> None:
+            states.update(await self.preprocessor.readiness.remote())
+
+        async def registry() -> None:
+            await self.registry.serving.remote()  # what every preprocessor polls
+
+        async def writer() -> str | None:
+            assert self.audit_writer is not None
+            state = await self.audit_writer.writer_state.remote()
+            return None if state == WriterState.ACTIVE else f"audit writer is {state}"
+
+        checks = [
+            probe("Preprocessor", preprocessor, PREPROCESSOR_READINESS_S),
+            probe("Registry", registry, READINESS_TIMEOUT_S),
+        ]
+        if self.audit_writer is not None:  # audit.enabled false: there is none
+            checks.append(probe("AuditWriter", writer, READINESS_TIMEOUT_S))
+        components = await asyncio.gather(*checks)
+        return [*components, *model_components(states, self.models)]
 
 
 @serve.deployment(max_ongoing_requests=128)
@@ -89,7 +120,7 @@ class Ingress:
         configure_logging(self.settings.log_level)
         # NOTE: secrets are read here, inside the replica, never carried by bind arguments.
         credentials = load_credentials(self.settings)
-        backend = ServeBackend(self.preprocessor, self.settings)
+        backend = ServeBackend(self.preprocessor, self.settings, self.registry, self.audit_writer)
         trail: AuditTrail = (
             ServeTrail(
                 self.audit_writer,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Protocol
 
 import numpy as np
 
 from serve_app.pipeline import Job, Outcome, Pipeline
+from serve_app.readiness import Component, model_components
 from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.spec import ModelSpec
 from serve_app.registry.store import ModelStore
@@ -20,19 +22,21 @@ class Backend(Protocol):
         """One outcome per job, in order; a client error is an outcome, not raised."""
         ...
 
-    async def readiness(self) -> dict[str, ModelState]: ...
+    async def readiness(self) -> list[Component]:
+        """Each component behind the ingress, each asked with a deadline; never raises."""
+        ...
 
 
 class LocalBackend:
     """Everything in this process, no batching: for tests and as a baseline to measure Serve by."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
         store = ModelStore(settings.model_store)
         self.specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
         self.versions = LoadedVersions(store, settings.runtime)
         for spec in self.specs.values():
             self.versions.load(spec)
-        self.pipeline = Pipeline(settings, self.specs, self._call_model)
+        self.pipeline = Pipeline(settings, self.specs, self._call_model, rng)
 
     async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
         model = await self.versions.get(spec.sha256)
@@ -41,5 +45,7 @@ class LocalBackend:
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         return await self.pipeline.infer(jobs)
 
-    async def readiness(self) -> dict[str, ModelState]:
-        return {name: ModelState.READY for name in self.specs}
+    async def readiness(self) -> list[Component]:
+        # NOTE: every model was loaded in __init__ (it raises otherwise): all are ready.
+        states = dict.fromkeys(self.specs, ModelState.READY)
+        return [Component("Preprocessor", True), *model_components(states, self.specs)]

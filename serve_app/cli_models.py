@@ -39,12 +39,16 @@ def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) ->
     except httpx.HTTPError as error:
         print(f"medai: {args.url} did not answer: {error}", file=sys.stderr)
         return 2
-    body = response.json() if response.content else None
+    try:
+        body = response.json() if response.content else None
+    except ValueError:  # not JSON: e.g. a proxy's error page when the server is gone
+        body = None
     if response.is_success:
         if body is not None:
             print(json.dumps(body, indent=2))
         return 0
-    detail = body.get("detail") if isinstance(body, dict) else response.text
+    plain = " ".join(response.text[:2000].split())  # one line, however long the page
+    detail = body.get("detail") if isinstance(body, dict) else plain
     print(f"medai: {response.status_code}: {detail}", file=sys.stderr)
     return 1
 

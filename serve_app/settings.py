@@ -306,7 +306,7 @@ class Settings(BaseSettings):
     )
     """Models served, each by its own deployment with its own batching."""
     default_model: str = "chest-xray-demo"
-    """Model used when a request names none; ``/readyz`` waits for it."""
+    """Model used when a request names none."""
     docs: bool | None = None
     """Serve the OpenAPI schema and docs (``/openapi.json``, ``/docs``, ``/redoc``); unset
     serves them in development and not in production."""

@@ -75,13 +75,18 @@ def credentials(settings: Settings) -> Credentials:
 TokenFactory = Callable[..., str]
 
 
+SESSION_TOKEN_TTL_S = 6 * 3600
+"""Tokens minted once per session (the ``clinician`` headers) outlive the longest CI run
+(``make test`` takes over an hour on a small runner): an hour's token failed late tests."""
+
+
 @pytest.fixture(scope="session")
 def token_for(settings: Settings, credentials: Credentials) -> TokenFactory:
-    """``token_for(role, sub=...)``: a token the test servers accept, valid for an hour."""
+    """``token_for(role, sub=...)``: a token the test servers accept, valid for 6 hours."""
     assert credentials.jwt_secret is not None
     key = credentials.jwt_secret.get_secret_value()
 
-    def token(role: str, sub: str | None = None, ttl_s: float = 3600) -> str:
+    def token(role: str, sub: str | None = None, ttl_s: float = SESSION_TOKEN_TTL_S) -> str:
         return mint(settings.auth, key, sub or f"test-{role}", role, ttl_s)
 
     return token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from fastapi import FastAPI
@@ -104,10 +105,14 @@ def docs_paths(app: FastAPI) -> set[str]:
 
 
 def create_local_app(
-    settings: Settings, credentials: Credentials, trail: AuditTrail | None = None
+    settings: Settings,
+    credentials: Credentials,
+    trail: AuditTrail | None = None,
+    rng: random.Random | None = None,
 ) -> FastAPI:
     """The same app with everything in this process: models, registry and (by default
-    in-memory) trail. For tests, and as the bare peer the benchmarks measure Ray by."""
+    in-memory) trail. For tests, and as the bare peer the benchmarks measure Ray by;
+    ``rng`` draws the A/B arms (tests seed it)."""
     from serve_app.audit.trail import MemoryTrail
     from serve_app.backend import LocalBackend
     from serve_app.registry.registry import ModelRegistry
@@ -115,7 +120,7 @@ def create_local_app(
     from serve_app.runtime.inspection import InspectionLimits
 
     trail = trail if trail is not None else MemoryTrail()
-    backend = LocalBackend(settings)
+    backend = LocalBackend(settings, rng)
     store = ModelStore(settings.model_store)
     registry = ModelRegistry(
         store,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +27,10 @@ from serve_app.schemas.problem import PROBLEM_JSON
 log = logging.getLogger(__name__)
 
 
-def problem_response(error: MedAIError) -> JSONResponse:
+def problem_response(error: MedAIError, **extensions: Any) -> JSONResponse:
+    """``error`` as problem+json, with RFC 9457 extension members when given."""
     return JSONResponse(
-        error.to_problem(),
+        error.to_problem() | extensions,
         status_code=error.status,
         media_type=PROBLEM_JSON,
         headers=error.headers(),

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -30,6 +31,7 @@ from serve_app.http.security import require
 from serve_app.http.shadows import ShadowCopies
 from serve_app.logs import Pseudonymizer
 from serve_app.pipeline import Job, Outcome
+from serve_app.readiness import Component, expect, model_component
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 
 ERRORS = problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
 Inferrer = Annotated[Principal, require(Permission.INFER)]
+READINESS_TIMEOUT_S = 15.0
+"""Longest ``/readyz`` waits for the components behind the ingress (each has its own)."""
 
 
 def build_router(
@@ -112,20 +116,33 @@ def build_router(
         in production only for a token granting ``metrics:read``."""
         return PlainTextResponse(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
+    served = [model_component(m.name) for m in settings.models]
+
     @router.get(
-        "/readyz", tags=["health"], response_model=Readiness, responses=problem_responses(503)
+        "/readyz",
+        tags=["health"],
+        response_model=Readiness,
+        response_model_exclude_none=True,
+        responses=problem_responses(422, 503),
     )
-    async def readyz() -> Readiness | JSONResponse:
-        """Every deployment answers and the default model is loaded."""
+    async def readyz(verbose: bool = False) -> Readiness | JSONResponse:
+        """Every deployment answers and every served model is loaded; ``verbose=true``
+        lists each component with why it is not ready."""
         try:
-            states = await backend.readiness()
-        except MedAIError as exc:
-            return problem_response(exc)
-        if states.get(settings.default_model) is not ModelState.READY:
-            return problem_response(
-                ServiceUnavailable(f"default model {settings.default_model} is not ready")
+            behind = await asyncio.wait_for(backend.readiness(), READINESS_TIMEOUT_S)
+        except TimeoutError:
+            behind = []  # each expected component is then "not reported"
+        components = expect([Component("Ingress", True), *behind], ["Preprocessor", *served])
+        detail = [asdict(c) for c in components] if verbose else None
+        down = [c for c in components if not c.ready]
+        if down:
+            error = ServiceUnavailable(
+                f"not ready: {', '.join(c.name for c in down)}",
+                errors=[{"field": c.name, "rule": "not-ready", "message": c.reason} for c in down],
             )
-        return Readiness(ready=True, models={k: v.value for k, v in states.items()})
+            return problem_response(error, **({"components": detail} if verbose else {}))
+        models = {m.name: ModelState.READY.value for m in settings.models}
+        return Readiness(ready=True, models=models, components=detail)
 
     @router.post("/infer", tags=["inference"], response_model=InferResponse, responses=ERRORS)
     async def infer(body: InferRequest, caller: Inferrer) -> InferResponse:

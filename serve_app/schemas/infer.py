@@ -63,7 +63,14 @@ class BatchInferRequest(StrictRequest):
     images: list[InferRequest] = Field(
         min_length=1, description="1..limits.max_batch_images images; each fails or succeeds alone."
     )
-    priority: Literal["low", "normal", "high"] = "normal"
+    # NOTE: nothing acts on it. Kept, and echoed, so that clients that send it (extra
+    # fields are refused) keep working; to be removed in a later API version. Marked in
+    # the schema only: pydantic's own `deprecated` warns on every read of the field.
+    priority: Literal["low", "normal", "high"] = Field(
+        "normal",
+        description="Deprecated: accepted and ignored.",
+        json_schema_extra={"deprecated": True},
+    )
 
 
 def batch_request_model(max_images: int) -> type[BatchInferRequest]:
@@ -116,10 +123,21 @@ class BatchInferResponse(BaseModel):
     total_images: int
     successful: int
     failed: int
-    priority: str
+    priority: str = Field(
+        description="Deprecated: the request's, echoed.", json_schema_extra={"deprecated": True}
+    )
     results: list[BatchItem]
+
+
+class ComponentReadiness(BaseModel):
+    name: str = Field(description="The deployment: Ingress, Preprocessor, model-<name>, ...")
+    ready: bool
+    reason: str = Field(description='"ready", or a short reason it is not.')
 
 
 class Readiness(BaseModel):
     ready: bool
     models: dict[str, str] = Field(description="Model name to lifecycle state.")
+    components: list[ComponentReadiness] | None = Field(
+        None, description="Each deployment and model runner (only with ?verbose=true)."
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import httpx
@@ -15,10 +16,19 @@ from tests.conftest import TokenFactory
 
 
 @pytest.fixture(scope="session")
+def inprocess_rng() -> random.Random:
+    """What draws the in-process app's A/B arms: a test that counts arms seeds it."""
+    return random.Random(0)
+
+
+@pytest.fixture(scope="session")
 def inprocess_client(
-    settings: Settings, credentials: Credentials, clinician: dict[str, str]
+    settings: Settings,
+    credentials: Credentials,
+    clinician: dict[str, str],
+    inprocess_rng: random.Random,
 ) -> Iterator[httpx.Client]:
-    app = create_local_app(settings, credentials)
+    app = create_local_app(settings, credentials, rng=inprocess_rng)
     with TestClient(app, headers=clinician) as client:
         yield client
 

@@ -71,3 +71,25 @@ def test_a_bad_image_fails_alone(api: httpx.Client) -> None:
 def test_batch_structure_rules(api: httpx.Client, payload, field, rule) -> None:
     assert_problem(api.post("/infer/batch", json=payload), 422, field, rule)
     assert_still_serving(api)
+
+
+def test_priority_is_deprecated_accepted_and_ignored(
+    inprocess_client: httpx.Client,
+) -> None:
+    """Nothing acts on ``priority``: marked deprecated, still accepted (extra fields are
+    refused, so dropping it would break old clients) and echoed."""
+    schemas = inprocess_client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["BatchInferRequest"]["properties"]["priority"]["deprecated"] is True
+    assert schemas["BatchInferResponse"]["properties"]["priority"]["deprecated"] is True
+
+    answers = {
+        priority: inprocess_client.post(
+            "/infer/batch",
+            json={"images": [infer_body(pixels(5, 64, 64))], "priority": priority},
+        ).json()
+        for priority in ("low", "high")
+    }
+
+    assert [a["priority"] for a in answers.values()] == ["low", "high"]
+    results = [a["results"][0]["result"] for a in answers.values()]
+    assert results[0]["outputs"] == results[1]["outputs"]

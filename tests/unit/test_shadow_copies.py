@@ -43,8 +43,8 @@ class GatedBackend:
         interpretation = Interpretation([0.2, 0.8], 0.8, "yes", 0.5, positive=True)
         return [Prediction(name, version, ["no", "yes"], interpretation)]
 
-    async def readiness(self) -> dict:
-        return {}
+    async def readiness(self) -> list:
+        return []
 
 
 def copies_of(metrics: Metrics, outcome: str) -> float:
