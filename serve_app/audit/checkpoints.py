@@ -376,10 +376,6 @@ class CheckpointLog:
         return data[:-1].rsplit(b"\n", 1)[-1]
 
     def latest(self) -> Checkpoint | None:
-        checkpoints = self.read()
-        return checkpoints[-1] if checkpoints else None
-
-    def latest_line(self) -> Checkpoint | None:
         """The last whole line, read from the end of the file (cheap on a long file)."""
         try:
             with self.path.open("rb") as file:
@@ -447,9 +443,9 @@ class CheckpointCopies:
         Every copy must end with the same line, or lack just that one (``repair``
         completes it); otherwise a ``CheckpointError``.
         """
-        newest = self.primary.latest_line()
+        newest = self.primary.latest()
         for log in self.copies:
-            last = log.latest_line()
+            last = log.latest()
             lacks_newest = newest is not None and newest.prev == (
                 GENESIS_HASH if last is None else last.line_hash()
             )
@@ -466,9 +462,9 @@ class CheckpointCopies:
 
     def repair(self) -> None:
         """Append to each copy the last line it lacks (after ``newest`` accepted them)."""
-        newest = self.primary.latest_line()
+        newest = self.primary.latest()
         for log in self.copies:
-            if newest is not None and log.latest_line() != newest:
+            if newest is not None and log.latest() != newest:
                 log.append(newest)
 
     def exists(self) -> bool:

@@ -106,7 +106,6 @@ class AuditWriter:
         self._head: tuple[int, str] | None = None
         self._last: Checkpoint | None = None
         self._lines = 0
-        self._signed_seq = 0
         self._signed_at: datetime | None = None
         self._lock: asyncio.Lock | None = None  # made inside the running loop
         self._replayed = TrailState()
@@ -170,13 +169,12 @@ class AuditWriter:
             raise ServiceUnavailable(self._unavailable())
         await asyncio.to_thread(self.log.repair)
         self._head, self._last, self._lines = head, newest, lines
-        self._signed_seq = newest.seq if newest is not None else 0
         self._signed_at = self._clock()
         self._set(WriterState.ACTIVE, None)
         handover = newest is not None and newest.key_id != self.signer.key_id
         if handover:
             await self._sign(CheckpointKind.HANDOVER)
-        elif head[0] > self._signed_seq:
+        elif self._unsigned() > 0:
             # NOTE: signed now, not when due: the tail was checked a moment ago.
             await self._sign(CheckpointKind.SIGN)
 
@@ -282,7 +280,7 @@ class AuditWriter:
     async def _moved(self, error: HeadMoved) -> None:
         # NOTE: signing what this writer knows it committed pins the truth: verification
         # then names the rewrite, and no later writer can sign over it.
-        if self._head is not None and self._head[0] > self._signed_seq:
+        if self._unsigned() > 0:
             await self._sign(CheckpointKind.SIGN)
         await self._halt(error.detail)
 
@@ -293,13 +291,21 @@ class AuditWriter:
             await self._start()
             return await self._checkpoint_if_due()
 
+    @property
+    def _signed_seq(self) -> int:
+        return self._last.seq if self._last is not None else 0
+
+    def _unsigned(self) -> int:
+        """How many entries this writer knows of are newer than its last checkpoint."""
+        return 0 if self._head is None else self._head[0] - self._signed_seq
+
     async def _checkpoint_if_due(self) -> Checkpoint | None:
-        if self._head is None or self._head[0] <= self._signed_seq:
+        if (unsigned := self._unsigned()) <= 0:
             return None
         waited = self._signed_at is None or (
             (self._clock() - self._signed_at).total_seconds() >= self._every_s
         )
-        if waited or self._head[0] - self._signed_seq >= self._every_entries:
+        if waited or unsigned >= self._every_entries:
             return await self._sign(CheckpointKind.SIGN)
         return None
 
@@ -307,9 +313,7 @@ class AuditWriter:
         """Sign the newest committed head now, unless it is already signed."""
         async with self._mutex():
             await self._start()
-            if self._head is None or self._head[0] <= self._signed_seq:
-                return None
-            return await self._sign(CheckpointKind.SIGN)
+            return await self._sign(CheckpointKind.SIGN) if self._unsigned() > 0 else None
 
     async def _sign(self, kind: CheckpointKind) -> Checkpoint | None:
         assert self._head is not None  # _start() set it
@@ -317,7 +321,7 @@ class AuditWriter:
         if seq == 0 and kind is CheckpointKind.SIGN:
             return None
         await self._check_lease()
-        on_file = await asyncio.to_thread(self.log.primary.latest_line)
+        on_file = await asyncio.to_thread(self.log.primary.latest)
         if on_file != self._last:
             await self._halt(
                 "the checkpoint file changed underneath the writer: its last line is not the"
@@ -336,7 +340,7 @@ class AuditWriter:
         )
         await asyncio.to_thread(self.log.append, checkpoint)
         self._last, self._lines = checkpoint, self._lines + 1
-        self._signed_seq, self._signed_at = seq, now
+        self._signed_at = now
         return checkpoint
 
     async def reanchor(self, actor: str, reason: str) -> tuple[Checkpoint, Verification]:
@@ -374,7 +378,6 @@ class AuditWriter:
             self._last, self._lines = newest, lines
             checkpoint = await self._sign(CheckpointKind.REANCHOR)
             assert checkpoint is not None
-            self._signed_seq = checkpoint.seq
             self._set(WriterState.ACTIVE, None)
             return checkpoint, found
 

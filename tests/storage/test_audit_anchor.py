@@ -93,13 +93,18 @@ async def refused(writer: AuditWriter) -> str:
     return refusal.value.detail
 
 
+async def written(db: Database, writer_for: Any, entries: int, **options: Any) -> None:
+    """``entries`` written and signed by a writer that then stopped."""
+    writer = writer_for(db, **options)
+    await writer.write(events(entries))
+    await writer.close()
+
+
 async def halted_after_a_lost_file(
     db: Database, writer_for: Any, log: CheckpointLog
 ) -> AuditWriter:
     """Twelve entries signed, the checkpoint file lost (a disk, say), a new writer: halted."""
-    first = writer_for(db)
-    await first.write(events(12))
-    await first.close()
+    await written(db, writer_for, 12)
     log.path.unlink()
     successor = writer_for(db)
     with pytest.raises(ServiceUnavailable):
@@ -300,13 +305,9 @@ def test_a_rotated_key_hands_over_and_the_whole_trail_verifies(
     with_db: Any, writer_for: Any, log: CheckpointLog
 ) -> None:
     async def scenario(db: Database) -> list[Any]:
-        old = writer_for(db)
-        await old.write(events(6))
-        await old.close()
+        await written(db, writer_for, 6)
         # The operator sets the new key, and the old one once for the handover.
-        rotated = writer_for(db, secret=NEW_SECRET, previous=SECRET)
-        await rotated.write(events(6))
-        await rotated.close()
+        await written(db, writer_for, 6, secret=NEW_SECRET, previous=SECRET)
         # Later restarts hold only the new key, and the old one's public half.
         later = writer_for(db, secret=NEW_SECRET, trusted=(SECRET,))
         await later.start()
@@ -325,9 +326,7 @@ def test_a_new_key_without_a_handover_halts_but_the_trail_still_verifies(
     with_db: Any, writer_for: Any, log: CheckpointLog
 ) -> None:
     async def scenario(db: Database) -> list[Any]:
-        old = writer_for(db)
-        await old.write(events(6))
-        await old.close()
+        await written(db, writer_for, 6)
         restarted = writer_for(db, secret=NEW_SECRET, trusted=(SECRET,))
         with pytest.raises(ServiceUnavailable):
             await restarted.start()
