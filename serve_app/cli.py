@@ -33,8 +33,8 @@ def serve_env(high_throughput: bool) -> dict[str, str]:
 
 def build_demo_models(settings: Settings, include_on_demand: bool = False) -> list[str]:
     """Build and register the demo models missing from the store; return their refs."""
+    from serve_app.catalog.store import ModelStore
     from serve_app.demo_models import DEMO_MODELS
-    from serve_app.registry.store import ModelStore
     from serve_app.runtime.onnx_model import inspect_model
 
     store = ModelStore(settings.model_store)

@@ -20,23 +20,17 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from tortoise.functions import Count
 
 from serve_app.audit.bounds import refusal
-from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
     link,
     utc_iso,
 )
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    InferenceRecord,
-    ModelChange,
-    ModelVersionRecord,
-    RouteChange,
-    utc_now,
-)
+from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord, utc_now
 from serve_app.audit.replay import REPLAYED
+from serve_app.canonical import canonical_json, normalized
 from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
+from serve_app.records.model import ModelChange, ModelVersionRecord
+from serve_app.records.route import RouteChange
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
 

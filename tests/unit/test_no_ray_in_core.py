@@ -54,7 +54,7 @@ def test_core_module_list_is_complete() -> None:
 
     assert "serve_app" in modules
     assert {"serve_app.pipeline", "serve_app.backend", "serve_app.codecs.images"} <= set(modules)
-    assert {"serve_app.runtime.onnx_model", "serve_app.registry.store"} <= set(modules)
+    assert {"serve_app.runtime.onnx_model", "serve_app.catalog.store"} <= set(modules)
     assert not any(m.startswith("serve_app.http") for m in modules)
 
 
