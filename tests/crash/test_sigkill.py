@@ -173,7 +173,7 @@ def test_sigkill_under_load_loses_no_acknowledged_inference(
     assert verification["checkpoint_seq"] is not None, "no signed checkpoint was checked"
 
     cli = subprocess.run(
-        [MEDAI, "audit", "verify", "--config", str(server.config)],
+        [*MEDAI, "audit", "verify", "--config", str(server.config)],
         capture_output=True,
         text=True,
         timeout=120,
