@@ -12,7 +12,7 @@ from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
 from deployments.registry import Registry
 from serve_app.auth.credentials import load_credentials
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.store import ModelStore
 from serve_app.settings import Settings
 
 

@@ -8,10 +8,10 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.hops import Hop
+from serve_app.catalog.spec import ModelSpec
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.registry.lifecycle import ModelState
-from serve_app.registry.spec import ModelSpec
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)

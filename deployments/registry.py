@@ -13,18 +13,18 @@ from deployments.calls import call
 from deployments.hops import Hop
 from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.auth.tokens import Principal
+from serve_app.catalog.routes import RouteConfig
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.status import ModelStatus
+from serve_app.catalog.store import ModelStore
 from serve_app.logs import configure_logging
 from serve_app.registry.registry import ModelRegistry, Registration
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
-from serve_app.routing.ab import RouteConfig
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.inspection import InspectionLimits
 from serve_app.runtime.workdir import enter_empty_directory
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.schemas.routes import RouteOut, RouteStats
 from serve_app.settings import Settings
-from serve_app.storage.models import ModelStatus
 
 UNAVAILABLE = "the model registry is unavailable; nothing was changed"
 

@@ -8,11 +8,11 @@ from typing import Protocol
 
 import numpy as np
 
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.store import ModelStore
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.readiness import Component, model_components
 from serve_app.registry.lifecycle import ModelState
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
 from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
 

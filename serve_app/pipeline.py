@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.decode import Decoder
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError
 from serve_app.preprocessing import prepare
-from serve_app.registry.spec import ModelSpec
 from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
 from serve_app.runtime.postprocess import Interpretation, interpret

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from medai_cli.main import build_demo_models, serve_env
 from serve_app.auth.credentials import Credentials, load_credentials
 from serve_app.auth.tokens import mint
-from serve_app.cli import build_demo_models, serve_env
 from serve_app.settings import Settings
 
 # NOTE: Ray reads these when ray.serve is first imported and when Ray starts, so

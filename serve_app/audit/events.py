@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from serve_app.audit.chain import AuditEntry
-from serve_app.storage.models import PSEUDONYM
+from serve_app.logs import PSEUDONYM
+from serve_app.records.model import ModelChange
+from serve_app.records.route import RouteChange
 
 
 def utc_now() -> datetime:
@@ -64,45 +66,6 @@ class InferenceRecord:
 
 ROUTING_FIELDS = ("endpoint", "arm", "shadow_of")
 """An inference's routing, in its audit entry's details when a route chose it."""
-
-
-@dataclass(frozen=True)
-class ModelVersionRecord:
-    """A registered model version, stored as a ``ModelVersion`` row with its audit entry."""
-
-    model_name: str
-    version: str
-    file_path: str
-    file_hash: str
-    file_size_bytes: int
-    input_shape: Sequence[int | None]
-    output_shape: Sequence[int | None]
-    inference_latency_ms: float | None = None
-    clinical_domain: str | None = None
-    confidence_threshold: float | None = None
-    fda_submission_id: str | None = None
-    iso_certification: str | None = None
-    status: str = "development"
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """A model version's new lifecycle status, applied with its audit entry."""
-
-    model_name: str
-    version: str
-    status: str
-
-
-ModelChange = ModelVersionRecord | StatusChange
-
-
-@dataclass(frozen=True)
-class RouteChange:
-    """An endpoint's new route (``RouteConfig`` as JSON), or ``None`` for its removal."""
-
-    endpoint: str
-    config: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)

@@ -20,23 +20,16 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from tortoise.functions import Count
 
 from serve_app.audit.bounds import refusal
-from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
     link,
     utc_iso,
 )
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    InferenceRecord,
-    ModelChange,
-    ModelVersionRecord,
-    RouteChange,
-    utc_now,
-)
+from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord, utc_now
 from serve_app.audit.replay import REPLAYED
-from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
+from serve_app.canonical import canonical_json, normalized
+from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.storage.changes import apply_model_change, apply_route_change
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
 
@@ -156,9 +149,9 @@ class AuditStore:
                     await InferenceResult.bulk_create(results, using_db=tx)
                 for event in events:
                     if event.model is not None:
-                        await _apply(event.model, tx)
+                        await apply_model_change(event.model, tx)
                     if event.route is not None:
-                        await _apply_route(event.route, event.actor, now, tx)
+                        await apply_route_change(event.route, event.actor, now, tx)
                 await AuditLog.bulk_create(entries, using_db=tx)
         except IntegrityError:
             # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
@@ -276,36 +269,6 @@ def has_result(entry: AuditLog) -> bool:
         entry.action == AuditAction.INFERENCE
         and isinstance(entry.details, dict)
         and RESULT_DIGEST in entry.details
-    )
-
-
-async def _apply(change: ModelChange, tx: BaseDBAsyncClient) -> None:
-    if isinstance(change, ModelVersionRecord):
-        await ModelVersion.create(**vars(change), using_db=tx)
-        return
-    updated = await (
-        ModelVersion.filter(model_name=change.model_name, version=change.version)
-        .using_db(tx)
-        .update(status=change.status)
-    )
-    if updated != 1:
-        raise NotFound(
-            f"model {change.model_name}:{change.version} is not registered",
-            field="model",
-            rule="registered",
-        )
-
-
-async def _apply_route(
-    change: RouteChange, actor: str, now: datetime, tx: BaseDBAsyncClient
-) -> None:
-    if change.config is None:
-        await Route.filter(endpoint=change.endpoint).using_db(tx).delete()
-        return
-    await Route.update_or_create(
-        {"config": dict(change.config), "updated_by": actor, "updated_at": now},
-        endpoint=change.endpoint,
-        using_db=tx,
     )
 
 

@@ -115,8 +115,8 @@ def create_local_app(
     ``rng`` draws the A/B arms (tests seed it)."""
     from serve_app.audit.trail import MemoryTrail
     from serve_app.backend import LocalBackend
+    from serve_app.catalog.store import ModelStore
     from serve_app.registry.registry import ModelRegistry
-    from serve_app.registry.store import ModelStore
     from serve_app.runtime.inspection import InspectionLimits
 
     trail = trail if trail is not None else MemoryTrail()

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serve_app.catalog.spec import ModelMetadata
 from serve_app.errors import ModelOutputInvalid
-from serve_app.registry.spec import ModelMetadata
 
 INDETERMINATE = "indeterminate"
 

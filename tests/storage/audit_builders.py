@@ -6,12 +6,12 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.chain import AuditEntry, Verification, chain
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner
 from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord
 from serve_app.audit.store import AuditStore
 from serve_app.audit.verification import verify
+from serve_app.canonical import canonical_json
 from serve_app.storage import Database
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.checkpoints import (
     CheckpointCopies,
     CheckpointKind,
@@ -18,19 +17,16 @@ from serve_app.audit.checkpoints import (
     CheckpointSigner,
     checkpoint_path,
 )
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    ModelVersionRecord,
-    RouteChange,
-    StatusChange,
-)
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.lease import writer_lease
 from serve_app.audit.store import AuditStore
 from serve_app.audit.tail import TailLimits
 from serve_app.audit.verification import verify
 from serve_app.audit.writer import AuditWriter, TrailMismatch, WriterState
+from serve_app.canonical import canonical_json
 from serve_app.errors import ServiceUnavailable
+from serve_app.records.model import ModelVersionRecord, StatusChange
+from serve_app.records.route import RouteChange
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from tests.storage.audit_builders import (

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from medai_cli.main import main
 from serve_app.audit.checkpoints import CheckpointSigner, checkpoint_path, public_key_text
 from serve_app.audit.writer import AuditWriter
 from serve_app.auth.credentials import load_credentials
-from serve_app.cli import main
 from serve_app.errors import ServiceUnavailable
 from serve_app.settings import Settings
 from serve_app.storage import Database

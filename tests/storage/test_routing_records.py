@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from serve_app.audit.events import AuditAction, AuditEvent, RouteChange
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import RESULT_DIGEST, AuditStore
 from serve_app.audit.verification import verify
+from serve_app.records.route import RouteChange
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from serve_app.storage.models import SCHEMA_VERSION, InferenceResult

@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
 from serve_app.errors import InvalidInput, ModelOutputInvalid, NotFound
 from serve_app.pipeline import Job, Outcome, Pipeline
 from serve_app.preprocessing import prepare
-from serve_app.registry.spec import ModelSpec
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.settings import LimitsSettings, Settings
 from tests.unit.onnx_builders import log_of_brightness, tiny_classifier

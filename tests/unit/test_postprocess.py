@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from serve_app.catalog.spec import ModelMetadata
 from serve_app.errors import ModelOutputInvalid
-from serve_app.registry.spec import ModelMetadata
 from serve_app.runtime.postprocess import INDETERMINATE, interpret, softmax
 
 BINARY = ModelMetadata(labels=["no_finding", "pneumonia"], positive_index=1, threshold=0.7)
