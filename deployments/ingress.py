@@ -16,8 +16,8 @@ from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
+from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
-from serve_app.pipeline import Job, Outcome
 from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from typing import Any
 
@@ -13,12 +12,10 @@ from tortoise.models import Model
 from tortoise.validators import Validator
 
 from serve_app.audit.canonical import canonical_json
+from serve_app.records.inference import PSEUDONYM
 
 SCHEMA_VERSION = 2
 """Bumped with every change to these tables, together with a step in ``MIGRATIONS``."""
-
-PSEUDONYM = re.compile(r"pt_[0-9a-f]{20}")
-"""What ``serve_app.logs.Pseudonymizer`` makes of a patient id; nothing else is stored."""
 
 
 class _IsPseudonym(Validator):

@@ -28,7 +28,7 @@ from tests.storage.audit_builders import record
 
 
 def answer(i: int, actor: str = "dr-who", **changes: Any) -> AuditEvent:
-    return AuditEvent.inference(actor, "clinician", record(i, **changes))
+    return AuditEvent.inference(record(i, requested_by=actor, **changes))
 
 
 class Writer(WriterDeployment.func_or_class):  # type: ignore[misc,name-defined]
