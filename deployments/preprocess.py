@@ -8,9 +8,8 @@ from ray import serve
 from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 
-from deployments.audit_writer import ServeTrail
+from deployments.audit_writer import trail_of
 from deployments.hops import Hop
-from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
@@ -47,19 +46,13 @@ class Preprocessor:
         self.runners = runners
         self.registry = registry
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
-        audit = settings.audit
-        trail: AuditTrail = (
-            ServeTrail(audit_writer, audit.max_batch_events, audit.call_timeout_s)
-            if audit_writer is not None
-            else DisabledTrail()
-        )
         copies = metrics.Counter(
             "medai_shadow_copies",
             "Shadow copies of routed requests, by outcome (stored, failed, dropped).",
             tag_keys=("outcome",),
         )
         shadows = ShadowCopies(
-            trail,
+            trail_of(audit_writer, settings.audit),
             lambda outcome: copies.inc(tags={"outcome": outcome}),
             settings.registry.max_shadows_in_flight,
         )

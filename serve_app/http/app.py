@@ -23,7 +23,7 @@ from serve_app.http.routing_routes import build_routing_router
 from serve_app.http.security import Authenticate
 from serve_app.logs import Pseudonymizer
 from serve_app.ratelimit import TokenBuckets
-from serve_app.registry.registry import Registry
+from serve_app.registry.registry import ModelRegistry
 from serve_app.settings import Settings
 
 
@@ -31,7 +31,7 @@ def create_app(
     settings: Settings,
     backend: Backend,
     trail: AuditTrail,
-    registry: Registry,
+    registry: ModelRegistry,
     credentials: Credentials,
     metrics: Metrics | None = None,
 ) -> FastAPI:

@@ -101,22 +101,27 @@ WIRE_NAMES = {"confidence_score": "confidence"}
 """The answer's field names that differ from the record's (and the stored row's)."""
 
 
-class InferResponse(BaseModel):
-    """One image's answer: the fields of its ``InferenceRecord`` a client is shown."""
+class ResultFields(BaseModel):
+    """What an answer and a stored result both show of an ``InferenceRecord``."""
 
     inference_id: str
     model_name: str
     model_version: str
     outputs: list[float] = Field(description="The model's raw output row.")
-    labels: list[str]
-    confidence_score: float
     prediction: str
     threshold: float
     latency_ms: float
-    frame: int | None = Field(None, description="DICOM frame used (0-based).")
-    frames: int | None = Field(None, description="Frames in the DICOM file.")
     endpoint: str | None = Field(None, description="The A/B route that chose the version.")
     arm: str | None = Field(None, description="`name:version` the route chose.")
+
+
+class InferResponse(ResultFields):
+    """One image's answer: the fields of its ``InferenceRecord`` a client is shown."""
+
+    labels: list[str]
+    confidence_score: float
+    frame: int | None = Field(None, description="DICOM frame used (0-based).")
+    frames: int | None = Field(None, description="Frames in the DICOM file.")
 
     @classmethod
     def of(cls, record: InferenceRecord) -> InferResponse:
