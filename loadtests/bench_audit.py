@@ -27,9 +27,10 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from serve_app.audit.events import AuditEvent, InferenceRecord
+from serve_app.audit.events import AuditEvent
 from serve_app.audit.writer import AuditWriter
 from serve_app.auth.credentials import Credentials
+from serve_app.records.inference import InferenceRecord
 from serve_app.settings import Settings
 from serve_app.storage import open_database
 
@@ -45,8 +46,10 @@ def inference(i: int) -> AuditEvent:
         threshold=0.85,
         latency_ms=9.8,
         patient_ref=f"pt_{i % 2**80:020x}",
+        requested_by="bench",
+        role="clinician",
     )
-    return AuditEvent.inference("bench", "clinician", record)
+    return AuditEvent.inference(record)
 
 
 async def entries_per_second(database_url: str | None, batch: int, total: int) -> float:

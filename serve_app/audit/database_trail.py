@@ -21,6 +21,18 @@ from serve_app.settings import Settings
 from serve_app.storage.database import Database, open_database
 
 
+async def open_trail(settings: Settings) -> tuple[Database, AuditWriter]:
+    """The database and its started writer: what a ``DatabaseTrail`` is made of."""
+    credentials = load_credentials(settings, need={"audit_signing_key"})
+    database = await open_database(settings)
+    writer = AuditWriter.from_settings(settings, credentials, database)
+    # NOTE: a writer that stands by or halts still serves reads and verification,
+    # so an auditor can see why; its writes answer 503 with the reason.
+    with contextlib.suppress(ServiceUnavailable):
+        await writer.start()
+    return database, writer
+
+
 class DatabaseTrail:
     """``AuditTrail`` over the database. One process writes: the audit-writer deployment."""
 
@@ -30,14 +42,7 @@ class DatabaseTrail:
 
     @classmethod
     async def open(cls, settings: Settings) -> DatabaseTrail:
-        credentials = load_credentials(settings, need={"audit_signing_key"})
-        database = await open_database(settings)
-        writer = AuditWriter.from_settings(settings, credentials, database)
-        # NOTE: a writer that stands by or halts still serves reads and verification,
-        # so an auditor can see why; its writes answer 503 with the reason.
-        with contextlib.suppress(ServiceUnavailable):
-            await writer.start()
-        return cls(database, writer)
+        return cls(*await open_trail(settings))
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
         try:

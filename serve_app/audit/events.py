@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from serve_app.audit.chain import AuditEntry
-from serve_app.logs import PSEUDONYM
+from serve_app.records.inference import InferenceRecord
 from serve_app.records.model import ModelChange
 from serve_app.records.route import RouteChange
 
@@ -32,36 +32,6 @@ class AuditAction(StrEnum):
     RESULT_READ = "result.read"
     AUDIT_VERIFY = "audit.verify"
     AUDIT_REANCHOR = "audit.reanchor"
-
-
-@dataclass(frozen=True)
-class InferenceRecord:
-    """One image's answer, stored as an ``InferenceResult`` row with its audit entry."""
-
-    inference_id: str
-    model_name: str
-    model_version: str
-    outputs: Sequence[float]
-    confidence: float
-    prediction: str
-    threshold: float
-    latency_ms: float
-    patient_ref: str | None = None
-    """``Pseudonymizer`` output; a clear patient id is refused."""
-    batch_id: str | None = None
-    positive: bool | None = None
-    """Whether the model's positive class won; ``None`` for a model without one."""
-    endpoint: str | None = None
-    """The A/B route that chose this model version, if one did."""
-    arm: str | None = None
-    """``name:version`` the route chose (or the shadow version that ran)."""
-    shadow_of: str | None = None
-    """For a shadow copy: the ``inference_id`` whose answer it ran beside."""
-
-    def __post_init__(self) -> None:
-        # NOTE: the message never echoes the value: it may be a clear patient id.
-        if self.patient_ref is not None and not PSEUDONYM.fullmatch(self.patient_ref):
-            raise ValueError("patient_ref must be a pseudonym (pt_ + 20 hex digits)")
 
 
 ROUTING_FIELDS = ("endpoint", "arm", "shadow_of")
@@ -101,13 +71,11 @@ class AuditEvent:
         )
 
     @classmethod
-    def inference(
-        cls, actor: str, role: str | None, result: InferenceRecord, **details: Any
-    ) -> AuditEvent:
+    def inference(cls, result: InferenceRecord, **details: Any) -> AuditEvent:
         """The audit event of one image's inference, carrying its result row."""
         return cls(
-            actor=actor,
-            role=role,
+            actor=result.requested_by,
+            role=result.role,
             action=AuditAction.INFERENCE,
             object_type="inference",
             object_id=result.inference_id,

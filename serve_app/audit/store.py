@@ -25,10 +25,11 @@ from serve_app.audit.chain import (
     link,
     utc_iso,
 )
-from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord, utc_now
+from serve_app.audit.events import AuditAction, AuditEvent, utc_now
 from serve_app.audit.replay import REPLAYED
 from serve_app.canonical import canonical_json, normalized
 from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.records.inference import InferenceRecord
 from serve_app.storage.changes import apply_model_change, apply_route_change
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
@@ -101,10 +102,14 @@ def result_digest(result: InferenceResult) -> str:
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
-def _result_row(record: InferenceRecord, actor: str, now: datetime) -> InferenceResult:
-    fields = dict(vars(record))  # NOTE: not asdict(), which deep-copies every value
+STORED = tuple(InferenceResult._meta.fields_map.keys() - {"created_at"})
+"""The record's fields a result row keeps (the columns; ``created_at`` is the commit's)."""
+
+
+def _result_row(record: InferenceRecord, now: datetime) -> InferenceResult:
+    fields = {name: getattr(record, name) for name in STORED}
     fields["outputs"] = normalized(record.outputs)
-    return InferenceResult(**fields, requested_by=actor, created_at=now)
+    return InferenceResult(**fields, created_at=now)
 
 
 class AuditStore:
@@ -139,7 +144,7 @@ class AuditStore:
                 for offset, event in enumerate(events, start=1):
                     details = normalized(event.details)
                     if event.result is not None:
-                        result = _result_row(event.result, event.actor, now)
+                        result = _result_row(event.result, now)
                         details[RESULT_DIGEST] = result_digest(result)
                         results.append(result)
                     entry = link(prev_hash, event.entry(seq + offset, now, details))

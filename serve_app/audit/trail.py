@@ -91,10 +91,8 @@ class MemoryTrail:
                 entry = event.entry(len(self.chain) + 1, now, normalized(event.details))
                 self.chain.append(link(prev, entry))
                 if (r := event.result) is not None:
-                    self.results[r.inference_id] = StoredResult(
-                        **vars(r) | {"outputs": list(r.outputs)},
-                        requested_by=event.actor,
-                        created_at=now,
+                    self.results[r.inference_id] = StoredResult.model_validate(
+                        vars(r) | {"outputs": list(r.outputs), "created_at": now}
                     )
 
     def _apply(self, change: ModelChange, now: datetime) -> None:

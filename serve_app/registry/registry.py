@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.trail import AuditTrail
@@ -320,27 +319,3 @@ def _record(
         iso_certification=form.iso_certification if form else None,
         status=status,
     )
-
-
-class Registry(Protocol):
-    """What the HTTP layer needs: ``ModelRegistry`` in process, its deployment behind Ray."""
-
-    async def versions(self, name: str | None = None) -> list[ModelVersionOut]: ...
-    async def register(
-        self, data: bytes, form: Registration, caller: Principal
-    ) -> ModelVersionOut: ...
-    async def promote(
-        self, name: str, version: str, to: ModelStatus, caller: Principal
-    ) -> list[ModelVersionOut]: ...
-    async def rollback(
-        self, name: str, to_version: str, caller: Principal
-    ) -> list[ModelVersionOut]: ...
-    async def routes(self) -> list[RouteOut]: ...
-    async def route(self, endpoint: str) -> RouteOut: ...
-    async def set_route(
-        self, endpoint: str, config: RouteConfig, caller: Principal
-    ) -> RouteOut: ...
-    async def delete_route(self, endpoint: str, caller: Principal) -> None: ...
-    async def route_stats(
-        self, endpoint: str, limit: int, since: datetime | None = None
-    ) -> RouteStats: ...

@@ -31,7 +31,7 @@ def route_event(actor: str, endpoint: str, config: dict[str, Any] | None) -> Aud
 
 def routed(i: int, **routing: Any) -> AuditEvent:
     result = record(i, endpoint="chest-ab", arm="chest:2", positive=True, **routing)
-    return AuditEvent.inference("dr-who", "clinician", result)
+    return AuditEvent.inference(result)
 
 
 def test_a_route_is_set_replaced_and_deleted_with_its_audit_entries(with_db: Any) -> None:
