@@ -38,12 +38,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("serve_app.catalog", "serve_app.records"),
     # Wire shapes of the API.
     ("serve_app.schemas",),
-    # Leaf services: arm choice and the serving plan, ONNX Runtime, the tables, tensors.
-    ("serve_app.routing", "serve_app.runtime", "serve_app.storage", "serve_app.preprocessing"),
+    # Leaf services: arm choice and the serving plan, ONNX Runtime, the tables, tensors;
+    # a job, one image as accepted.
+    (
+        "serve_app.routing",
+        "serve_app.runtime",
+        "serve_app.storage",
+        "serve_app.preprocessing",
+        "serve_app.job",
+    ),
     # The hash chain, its checkpoints and writer, over the tables.
     ("serve_app.audit",),
-    # Registering and moving model versions and routes, each change audited.
-    ("serve_app.registry",),
+    # Registering and moving model versions and routes, each change audited; shadow
+    # copies, each result audited.
+    ("serve_app.registry", "serve_app.shadows"),
     # One request's path through the models; what /readyz asks.
     ("serve_app.pipeline", "serve_app.readiness"),
     ("serve_app.backend",),

@@ -9,15 +9,15 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import numpy as np
-from serve_app.registry.spec import ModelSpec
 
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.tokens import Principal
+from serve_app.catalog.routes import RouteConfig
+from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.types import EncodedImage, ImageFormat
 from serve_app.job import Job
 from serve_app.pipeline import Pipeline
 from serve_app.records.inference import InferenceRecord
-from serve_app.routing.ab import RouteConfig
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.schemas.routes import RouteOut
