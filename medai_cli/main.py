@@ -124,14 +124,14 @@ async def verify_trail(settings: Settings) -> dict[str, object]:
 
     Raises ``ConfigurationError`` when there is no database (or an unmigrated one).
     """
-    from serve_app.audit.writer import AuditWriter
+    from serve_app.audit.writer import ChainWriter
     from serve_app.auth.credentials import load_credentials
     from serve_app.schemas.audit import ChainVerification
     from serve_app.storage import open_database
 
     credentials = load_credentials(settings, need={"audit_signing_key"})
     async with await open_database(settings, migrate=False) as database:
-        writer = AuditWriter.from_settings(settings, credentials, database)
+        writer = ChainWriter.from_settings(settings, credentials, database)
         return ChainVerification.model_validate(await writer.verify()).model_dump(mode="json")
 
 
@@ -151,17 +151,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 async def reanchor_trail(settings: Settings, actor: str, reason: str) -> dict[str, object]:
-    """Record the operator's decision in the chain and sign over it (see AuditWriter)."""
+    """Record the operator's decision in the chain and sign over it (see ChainWriter)."""
     from dataclasses import asdict
 
-    from serve_app.audit.writer import AuditWriter
+    from serve_app.audit.writer import ChainWriter
     from serve_app.auth.credentials import load_credentials
     from serve_app.schemas.audit import ChainVerification
     from serve_app.storage import open_database
 
     credentials = load_credentials(settings, need={"audit_signing_key"})
     async with await open_database(settings) as database:
-        writer = AuditWriter.from_settings(settings, credentials, database)
+        writer = ChainWriter.from_settings(settings, credentials, database)
         try:
             checkpoint, found = await writer.reanchor(actor, reason)
         finally:

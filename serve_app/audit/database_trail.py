@@ -10,7 +10,7 @@ from datetime import datetime
 from tortoise.exceptions import IntegrityError
 
 from serve_app.audit.events import AuditEvent
-from serve_app.audit.writer import AuditWriter
+from serve_app.audit.writer import ChainWriter
 from serve_app.auth.credentials import load_credentials
 from serve_app.errors import Conflict, ServiceUnavailable
 from serve_app.routing.stats import summarize
@@ -21,11 +21,11 @@ from serve_app.settings import Settings
 from serve_app.storage.database import Database, open_database
 
 
-async def open_trail(settings: Settings) -> tuple[Database, AuditWriter]:
+async def open_trail(settings: Settings) -> tuple[Database, ChainWriter]:
     """The database and its started writer: what a ``DatabaseTrail`` is made of."""
     credentials = load_credentials(settings, need={"audit_signing_key"})
     database = await open_database(settings)
-    writer = AuditWriter.from_settings(settings, credentials, database)
+    writer = ChainWriter.from_settings(settings, credentials, database)
     # NOTE: a writer that stands by or halts still serves reads and verification,
     # so an auditor can see why; its writes answer 503 with the reason.
     with contextlib.suppress(ServiceUnavailable):
@@ -36,7 +36,7 @@ async def open_trail(settings: Settings) -> tuple[Database, AuditWriter]:
 class DatabaseTrail:
     """``AuditTrail`` over the database. One process writes: the audit-writer deployment."""
 
-    def __init__(self, database: Database, writer: AuditWriter) -> None:
+    def __init__(self, database: Database, writer: ChainWriter) -> None:
         self.database = database
         self.writer = writer
 
