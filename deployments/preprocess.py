@@ -11,7 +11,6 @@ from ray.serve.handle import DeploymentHandle
 from deployments.audit_writer import trail_of
 from deployments.hops import Hop
 from serve_app.catalog.spec import ModelSpec
-from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
 from serve_app.registry.lifecycle import ModelState
@@ -25,13 +24,16 @@ REGISTRY_TIMEOUT_S = 10.0
 
 
 @serve.deployment(max_ongoing_requests=64)
-class Preprocessor:
-    """Decode PNG/JPEG/DICOM, shape pixels to the target model's input, and call it.
+class Preprocessor(Pipeline):
+    """The pipeline made remote: decode PNG/JPEG/DICOM, shape pixels to the target model's
+    input, call it, and interpret its answer.
 
     Calling the model from here, rather than returning the tensor to the
     ingress, keeps pixels to one hop after decoding. Each call carries a list
     of jobs, and each model gets its share as one stacked tensor. Which version of
     each model serves is the registry's: each replica follows it (``registry.poll_interval_s``).
+    ``infer`` is the pipeline's: client errors come back as values, not raised (Ray would
+    log a traceback for each and wrap it in RayTaskError).
     """
 
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async __init__
@@ -56,10 +58,10 @@ class Preprocessor:
             lambda outcome: copies.inc(tags={"outcome": outcome}),
             settings.registry.max_shadows_in_flight,
         )
-        self.pipeline = Pipeline(settings, specs, self._call_model, shadows)
+        super().__init__(settings, specs, self._call_model, shadows)
         # NOTE: decoder workers take a second or two to import their libraries: not on
         # the first upload's time.
-        await asyncio.to_thread(self.pipeline.decode.pool.warm)
+        await asyncio.to_thread(self.decode.pool.warm)
         # NOTE: before the first request, so that a restart never answers with the newest
         # registered version when another is in production.
         await self._follow_once()
@@ -72,10 +74,10 @@ class Preprocessor:
         except Exception:
             log.warning("the registry did not answer; serving what was serving")
             return
-        if plan != self.pipeline.plan:
+        if plan != self.plan:
             serving = ", ".join(f"{s.ref} ({s.sha256[:12]})" for s in plan.models.values())
             log.info("now serving %s; routes: %s", serving, ", ".join(plan.routes) or "none")
-            self.pipeline.follow(plan)
+            self.follow(plan)
 
     async def _follow(self, every_s: float) -> None:
         while True:
@@ -84,11 +86,6 @@ class Preprocessor:
 
     async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
         return await self.hops[spec.name](tensor.nbytes).infer.remote(tensor, spec.sha256)
-
-    async def infer(self, jobs: list[Job]) -> list[Outcome]:
-        # NOTE: client errors come back as values, not raised: Ray would log a
-        # traceback for each and wrap it in RayTaskError.
-        return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> dict[str, ModelState]:
         async def state(handle: DeploymentHandle) -> ModelState:
