@@ -98,14 +98,18 @@ def token_for(settings: Settings, credentials: Credentials) -> TokenFactory:
 @pytest.fixture(scope="session")
 def served_storage() -> Iterator[dict[str, Any]]:
     """The served app's ``storage`` args: PostgreSQL in high-throughput mode, else none
-    (SQLite in ``data_dir``, as the in-process app)."""
+    (SQLite in ``data_dir``, as the in-process app).
+
+    A write waits up to a minute for the chain's lock (5 s by default), so that a test can
+    hold a write inside the database while it kills the writer's replica.
+    """
     if not HIGH_THROUGHPUT:
         yield {}
         return
     from tests.postgres import fresh_schema
 
     with fresh_schema() as url:
-        yield {"storage": {"database_url": url}}
+        yield {"storage": {"database_url": url, "lock_timeout_s": 60}}
 
 
 @pytest.fixture(scope="session")
