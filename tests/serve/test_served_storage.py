@@ -43,6 +43,7 @@ def test_a_served_answer_is_stored_in_this_passes_database(
     inference_id = response.json()["inference_id"]
     sqlite_file = data_dir / "medai.sqlite3"
     if HIGH_THROUGHPUT:
+        assert served_storage, "the high-throughput pass serves from PostgreSQL"
         url = served_storage["storage"]["database_url"]
         assert asyncio.run(postgres_has(url, inference_id))
         assert not sqlite_file.exists() or not sqlite_has(sqlite_file, inference_id)
