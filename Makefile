@@ -31,7 +31,7 @@ lint: setup
 
 # Settings in pyproject.toml ([tool.mypy]).
 typecheck: setup
-	$(VENV)/bin/mypy serve_app deployments
+	$(VENV)/bin/mypy serve_app deployments medai_cli
 
 bench: setup
 	$(PY) -m loadtests.bench

@@ -12,7 +12,7 @@ from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
 from deployments.registry import Registry
 from serve_app.auth.credentials import load_credentials
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.store import ModelStore
 from serve_app.settings import Settings
 
 
@@ -34,7 +34,8 @@ def deployment(cls: object) -> Deployment:
 def build_app(args: dict[str, Any]) -> Application:
     """Ingress -> Preprocessor -> one ModelRunner deployment per served model, and
     Ingress -> AuditWriter (the single writer of results and the audit trail), and
-    Ingress -> Registry -> AuditWriter (model versions and their lifecycle).
+    Ingress -> Registry -> AuditWriter (model versions and their lifecycle), and
+    Preprocessor -> AuditWriter (shadow copies' results).
 
     ``args`` (the application ``args`` in ``serve_config.yaml``) override
     ``MEDAI_*`` environment settings.
@@ -49,5 +50,5 @@ def build_app(args: dict[str, Any]) -> Application:
     }
     writer = deployment(AuditWriter).bind(settings) if settings.audit.enabled else None
     registry = deployment(Registry).bind(settings, specs, writer)
-    preprocessor = deployment(Preprocessor).bind(settings, specs, runners, registry)
+    preprocessor = deployment(Preprocessor).bind(settings, specs, runners, registry, writer)
     return deployment(Ingress).bind(settings, preprocessor, writer, registry)

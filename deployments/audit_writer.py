@@ -1,26 +1,23 @@
-"""The single audit writer, and the ingress's client of it."""
+"""The single audit writer, and its clients' end of it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import cast
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.calls import call
-from serve_app.audit.database_trail import DatabaseTrail
+from deployments.remote import Remote
+from serve_app.audit.database_trail import DatabaseTrail, open_trail
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.group_commit import commit_each
+from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.errors import MedAIError, OutcomeUnknown, ServiceUnavailable
 from serve_app.logs import configure_logging
-from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
-from serve_app.schemas.models import ModelVersionOut
-from serve_app.schemas.routes import RouteOut, RouteStats
-from serve_app.settings import Settings
+from serve_app.settings import AuditSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +36,9 @@ def event_count(batches: Sequence[Sequence[AuditEvent]]) -> int:
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=256)
-class AuditWriter:
-    """Owns the database connection and the hash chain's head; exactly one replica.
+class AuditWriter(DatabaseTrail):
+    """The database trail made remote: it owns the connection and the hash chain's head,
+    in exactly one replica; every read is the core class's own method.
 
     Concurrent ``record`` calls are group-committed: one transaction per batch of
     calls (``audit.max_batch_events``). A call returns once its events are durable. A
@@ -50,7 +48,7 @@ class AuditWriter:
     async def __init__(self, settings: Settings) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         configure_logging(settings.log_level)
         # NOTE: opened here, in the replica's event loop, with secrets read in the replica.
-        self.trail = await DatabaseTrail.open(settings)
+        super().__init__(*await open_trail(settings))
         audit = settings.audit
         self._batched = serve.batch(
             max_batch_size=audit.max_batch_events,
@@ -59,9 +57,9 @@ class AuditWriter:
         )(self._commit)
         self._signer = asyncio.create_task(self._sign_periodically(audit.checkpoint_every_s))
 
-    async def record(self, events: list[AuditEvent]) -> None:
+    async def record(self, events: Sequence[AuditEvent]) -> None:
         """Return once ``events`` are committed, group-committed with concurrent calls."""
-        error = await self._batched(events)
+        error = await self._batched(list(events))
         if error is not None:
             raise error
 
@@ -76,45 +74,25 @@ class AuditWriter:
 
     async def _commit(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
         # NOTE: whatever one caller's events raise, only that caller fails (group_commit).
-        return await commit_each(self.trail.record, batches)
+        return await commit_each(super().record, batches)
 
     async def _sign_periodically(self, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
             try:
-                await self.trail.writer.checkpoint_if_due()
+                await self.writer.checkpoint_if_due()
             except ServiceUnavailable:
                 pass  # stand-by or halted: the writer logged why when it happened
             except Exception:
                 log.exception("audit checkpoint failed; retrying next period")
 
-    async def result(self, inference_id: str) -> StoredResult | None:
-        return await self.trail.result(inference_id)
-
     def writer_state(self) -> str:
         """``active`` when writes can commit; else standby, halted or starting (readiness)."""
-        return self.trail.writer.state.value
-
-    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
-        return await self.trail.entries(after_seq, limit)
-
-    async def verify(self, full: bool = False) -> ChainVerification:
-        return await self.trail.verify(full)
-
-    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
-        return await self.trail.model_versions(name)
-
-    async def routes(self) -> list[RouteOut]:
-        return await self.trail.routes()
-
-    async def route_stats(
-        self, endpoint: str, limit: int, since: datetime | None = None
-    ) -> RouteStats:
-        return await self.trail.route_stats(endpoint, limit, since)
+        return self.writer.state.value
 
     async def __del__(self) -> None:
         self._signer.cancel()
-        await self.trail.close()
+        await self.close()
 
 
 def _outcome(outcome: MedAIError | BaseException | None) -> MedAIError | None:
@@ -124,19 +102,18 @@ def _outcome(outcome: MedAIError | BaseException | None) -> MedAIError | None:
     return ServiceUnavailable("the audit writer failed; nothing of this record was stored")
 
 
-class ServeTrail:
-    """The ingress's ``AuditTrail``: the writer deployment through its handle.
+class ServeTrail(Remote):
+    """The ``AuditTrail`` of the deployments that use the writer: its handle, with
+    every call bounded by ``audit.call_timeout_s``.
 
     Concurrent requests' events travel in one message (``serve.batch`` with no wait), so
-    the hop costs one message per burst rather than one per request. Every call waits at
-    most ``audit.call_timeout_s``.
+    the hop costs one message per burst rather than one per request.
     """
 
     def __init__(
         self, writer: DeploymentHandle, max_batch_events: int, timeout_s: float = 60.0
     ) -> None:
-        self.writer = writer
-        self.timeout_s = timeout_s
+        super().__init__(writer, UNAVAILABLE, timeout_s)
         self._coalesced = serve.batch(
             max_batch_size=max_batch_events,
             batch_wait_timeout_s=0.0,
@@ -150,55 +127,23 @@ class ServeTrail:
 
     async def _send(self, batches: list[list[AuditEvent]]) -> list[MedAIError | None]:
         try:
-            return await self._write(batches)
+            # NOTE: a failure the writer did not report itself leaves the outcome unknown.
+            return await self._call(
+                "record_each", batches, unavailable=UNKNOWN, error=OutcomeUnknown
+            )
         except OutcomeUnknown:
             # NOTE: the writer may have committed them: each caller is told which of its
             # records to look up, never that nothing was stored.
             return [unknown_outcome(batch) for batch in batches]
 
-    async def result(self, inference_id: str) -> StoredResult | None:
-        return await self._call("result", inference_id)
 
-    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
-        return await self._call("entries", after_seq, limit)
-
-    async def verify(self, full: bool = False) -> ChainVerification:
-        return await self._call("verify", full)
-
-    async def model_versions(self, name: str | None = None) -> list[ModelVersionOut]:
-        return await self._call("model_versions", name)
-
-    async def routes(self) -> list[RouteOut]:
-        return await self._call("routes")
-
-    async def route_stats(
-        self, endpoint: str, limit: int, since: datetime | None = None
-    ) -> RouteStats:
-        return await self._call("route_stats", endpoint, limit, since)
-
-    async def _call(self, method: str, *args: Any) -> Any:
-        """A read: any failure the writer did not report itself is a plain 503."""
-        try:
-            return await asyncio.wait_for(
-                call(self.writer, method, *args, unavailable=UNAVAILABLE), self.timeout_s
-            )
-        except TimeoutError:
-            log.error("audit_writer.%s timed out after %g s", method, self.timeout_s)
-            raise ServiceUnavailable(UNAVAILABLE) from None
-
-    async def _write(self, callers: list[list[AuditEvent]]) -> list[MedAIError | None]:
-        """A write, one outcome per caller: a failure the writer did not report itself
-        leaves the outcome unknown."""
-        try:
-            return await asyncio.wait_for(
-                call(
-                    self.writer, "record_each", callers, unavailable=UNKNOWN, error=OutcomeUnknown
-                ),
-                self.timeout_s,
-            )
-        except TimeoutError:
-            log.error("audit_writer.record timed out after %g s", self.timeout_s)
-            raise OutcomeUnknown(UNKNOWN) from None
+def trail_of(writer: DeploymentHandle | None, audit: AuditSettings) -> AuditTrail:
+    """The trail a deployment writes to: the writer through its handle, or none at all
+    (``audit.enabled`` false)."""
+    if writer is None:
+        return DisabledTrail()
+    # NOTE: the reads reach the writer through Remote.__getattr__, which mypy cannot see.
+    return cast(AuditTrail, ServeTrail(writer, audit.max_batch_events, audit.call_timeout_s))
 
 
 def unknown_outcome(events: Sequence[AuditEvent]) -> OutcomeUnknown:

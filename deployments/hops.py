@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import cached_property
+
 from ray.serve.handle import DeploymentHandle
 
 LARGE_PAYLOAD_BYTES = 1024 * 1024
@@ -16,7 +18,10 @@ class Hop:
 
     def __init__(self, handle: DeploymentHandle) -> None:
         self.inline = handle
-        self.by_reference = handle.options(_by_reference=True)
+
+    @cached_property
+    def by_reference(self) -> DeploymentHandle:
+        return self.inline.options(_by_reference=True)
 
     def __call__(self, payload_bytes: int) -> DeploymentHandle:
         return self.by_reference if payload_bytes > LARGE_PAYLOAD_BYTES else self.inline

@@ -1,25 +1,27 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from fastapi import FastAPI
 from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.audit_writer import ServeTrail
+from deployments.audit_writer import trail_of
 from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
-from deployments.registry import RegistryClient
-from serve_app.audit.trail import AuditTrail, DisabledTrail
+from deployments.registry import UNAVAILABLE as REGISTRY_UNAVAILABLE
+from deployments.remote import Remote
 from serve_app.audit.writer import WriterState
 from serve_app.auth.credentials import load_credentials
 from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
+from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
-from serve_app.pipeline import Job, Outcome
 from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.lifecycle import ModelState
+from serve_app.registry.registry import ModelRegistry
 from serve_app.settings import Settings
 
 PREPROCESSOR_READINESS_S = 10.0
@@ -121,14 +123,7 @@ class Ingress:
         # NOTE: secrets are read here, inside the replica, never carried by bind arguments.
         credentials = load_credentials(self.settings)
         backend = ServeBackend(self.preprocessor, self.settings, self.registry, self.audit_writer)
-        trail: AuditTrail = (
-            ServeTrail(
-                self.audit_writer,
-                self.settings.audit.max_batch_events,
-                self.settings.audit.call_timeout_s,
-            )
-            if self.audit_writer is not None
-            else DisabledTrail()
-        )
-        registry = RegistryClient(self.registry)
+        trail = trail_of(self.audit_writer, self.settings.audit)
+        # NOTE: the registry's methods reach it through Remote.__getattr__ (mypy can't see).
+        registry = cast(ModelRegistry, Remote(self.registry, REGISTRY_UNAVAILABLE))
         return create_app(self.settings, backend, trail, registry, credentials)

@@ -7,10 +7,10 @@ import numpy as np
 import ray
 from ray import serve
 
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.store import ModelStore
 from serve_app.logs import configure_logging
 from serve_app.registry.lifecycle import Lifecycle, ModelState
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
 from serve_app.runtime.batch import split, stack
 from serve_app.runtime.combiner import Combiner
 from serve_app.runtime.versions import LoadedVersions

@@ -5,14 +5,18 @@ import logging
 
 import numpy as np
 from ray import serve
+from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 
+from deployments.audit_writer import trail_of
 from deployments.hops import Hop
+from serve_app.catalog.spec import ModelSpec
+from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
-from serve_app.pipeline import Job, Outcome, Pipeline
+from serve_app.pipeline import Pipeline
 from serve_app.registry.lifecycle import ModelState
-from serve_app.registry.spec import ModelSpec
 from serve_app.settings import Settings
+from serve_app.shadows import ShadowCopies
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,23 @@ class Preprocessor:
         specs: dict[str, ModelSpec],
         runners: dict[str, DeploymentHandle],
         registry: DeploymentHandle,
+        audit_writer: DeploymentHandle | None,
     ) -> None:
         configure_logging(settings.log_level)
         self.runners = runners
         self.registry = registry
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
-        self.pipeline = Pipeline(settings, specs, self._call_model)
+        copies = metrics.Counter(
+            "medai_shadow_copies",
+            "Shadow copies of routed requests, by outcome (stored, failed, dropped).",
+            tag_keys=("outcome",),
+        )
+        shadows = ShadowCopies(
+            trail_of(audit_writer, settings.audit),
+            lambda outcome: copies.inc(tags={"outcome": outcome}),
+            settings.registry.max_shadows_in_flight,
+        )
+        self.pipeline = Pipeline(settings, specs, self._call_model, shadows)
         # NOTE: decoder workers take a second or two to import their libraries: not on
         # the first upload's time.
         await asyncio.to_thread(self.pipeline.decode.pool.warm)

@@ -39,12 +39,13 @@ import psutil
 import yaml
 
 from loadtests.payloads import BODIES, PATHS, image_for
-from serve_app.cli import build_demo_models, local_token, serve_env
+from medai_cli.common import local_token
+from medai_cli.main import build_demo_models, serve_env
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.demo_models import DEMO_MODELS
 from serve_app.preprocessing import prepare
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
 from serve_app.settings import REPO_ROOT, Settings
 
 WRK_SCRIPT = """

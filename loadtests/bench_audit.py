@@ -7,7 +7,7 @@ and what verifying the trail costs, in full and going on from the last verificat
 
 Each run opens a fresh database (a temporary SQLite file; a schema of its own in
 PostgreSQL, dropped afterwards) and commits inference events, each with its result
-row, through the same ``AuditWriter`` the audit-writer deployment runs: one
+row, through the same ``ChainWriter`` the audit-writer deployment runs: one
 transaction per batch, chain locked, entries linked and inserted, checkpoints signed
 on the default policy. A script, not a test: figures vary with the machine.
 """
@@ -27,9 +27,10 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from serve_app.audit.events import AuditEvent, InferenceRecord
-from serve_app.audit.writer import AuditWriter
+from serve_app.audit.events import AuditEvent
+from serve_app.audit.writer import ChainWriter
 from serve_app.auth.credentials import Credentials
+from serve_app.records.inference import InferenceRecord
 from serve_app.settings import Settings
 from serve_app.storage import open_database
 
@@ -45,8 +46,10 @@ def inference(i: int) -> AuditEvent:
         threshold=0.85,
         latency_ms=9.8,
         patient_ref=f"pt_{i % 2**80:020x}",
+        requested_by="bench",
+        role="clinician",
     )
-    return AuditEvent.inference("bench", "clinician", record)
+    return AuditEvent.inference(record)
 
 
 async def entries_per_second(database_url: str | None, batch: int, total: int) -> float:
@@ -59,7 +62,7 @@ async def _run(settings: Settings, batch: int, total: int) -> float:
     # A throwaway signing key: the benchmark's checkpoints vouch for nothing.
     credentials = Credentials(audit_signing_key=SecretStr(secrets.token_urlsafe(48)))
     async with await open_database(settings) as database:
-        writer = AuditWriter.from_settings(settings, credentials, database)
+        writer = ChainWriter.from_settings(settings, credentials, database)
         await writer.write([inference(0)])  # warm: connection, statement caches
         events = [inference(i) for i in range(total)]
         started = time.perf_counter()
@@ -77,7 +80,7 @@ async def verification_seconds(database_url: str | None, total: int) -> tuple[fl
         settings = Settings(data_dir=Path(tmp), storage={"database_url": database_url})
         credentials = Credentials(audit_signing_key=SecretStr(secrets.token_urlsafe(48)))
         async with await open_database(settings) as database:
-            writer = AuditWriter.from_settings(settings, credentials, database)
+            writer = ChainWriter.from_settings(settings, credentials, database)
             for start in range(0, total, 512):
                 await writer.write([inference(i) for i in range(start, min(total, start + 512))])
             started = time.perf_counter()

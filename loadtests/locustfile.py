@@ -15,8 +15,8 @@ import os
 from locust import FastHttpUser, between, task
 
 from loadtests.payloads import batch_body, image_for, json_body, multipart_body
-from serve_app.cli import config_settings, local_token
-from serve_app.registry.store import ModelStore
+from medai_cli.common import config_settings, local_token
+from serve_app.catalog.store import ModelStore
 from serve_app.settings import REPO_ROOT
 
 MODEL = os.environ.get("MEDAI_LOAD_MODEL", "chest-xray-demo")

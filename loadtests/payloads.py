@@ -11,7 +11,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from serve_app.registry.spec import ModelSpec
+from serve_app.catalog.spec import ModelSpec
 
 
 def image_for(spec: ModelSpec, seed: int = 0) -> np.ndarray:

@@ -8,13 +8,15 @@ from typing import Protocol
 
 import numpy as np
 
-from serve_app.pipeline import Job, Outcome, Pipeline
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.store import ModelStore
+from serve_app.job import Job, Outcome
+from serve_app.pipeline import Pipeline
 from serve_app.readiness import Component, model_components
 from serve_app.registry.lifecycle import ModelState
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
 from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
+from serve_app.shadows import ShadowCopies
 
 
 class Backend(Protocol):
@@ -30,13 +32,18 @@ class Backend(Protocol):
 class LocalBackend:
     """Everything in this process, no batching: for tests and as a baseline to measure Serve by."""
 
-    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        shadows: ShadowCopies | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         store = ModelStore(settings.model_store)
         self.specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
         self.versions = LoadedVersions(store, settings.runtime)
         for spec in self.specs.values():
             self.versions.load(spec)
-        self.pipeline = Pipeline(settings, self.specs, self._call_model, rng)
+        self.pipeline = Pipeline(settings, self.specs, self._call_model, shadows, rng)
 
     async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
         model = await self.versions.get(spec.sha256)

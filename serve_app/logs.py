@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import TextIO
@@ -48,6 +49,10 @@ def configure_logging(level: str = "INFO", stream: TextIO = sys.stderr) -> loggi
         logger.setLevel(level)
         logger.propagate = False  # one line per event, not again in Ray's own format
     return handler
+
+
+PSEUDONYM = re.compile(r"pt_[0-9a-f]{20}")
+"""What ``Pseudonymizer`` makes of a patient id; nothing else is stored."""
 
 
 class Pseudonymizer:

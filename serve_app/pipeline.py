@@ -3,62 +3,37 @@
 The Ray preprocessing deployment and the in-process backend both use it; only
 ``call_model`` differs (a Serve handle call, or a local ONNX Runtime session).
 Work arrives as a list of jobs so each hop can carry many requests in one
-message: the images of one model go to it as one stacked tensor.
+message: the images of one model go to it as one stacked tensor. Each answer's
+``InferenceRecord`` is built here, once; a route's shadow copies start here too, from
+the image already decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.decode import Decoder
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError
+from serve_app.job import Job, Outcome
 from serve_app.preprocessing import prepare
-from serve_app.registry.spec import ModelSpec
+from serve_app.records.inference import InferenceRecord
 from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
-from serve_app.runtime.postprocess import Interpretation, interpret
+from serve_app.runtime.postprocess import interpret
 from serve_app.settings import Settings
+from serve_app.shadows import ShadowCopies
 
 ModelCall = Callable[[ModelSpec, np.ndarray], Awaitable[np.ndarray]]
 """Run an (n, ...) tensor through that model version; return its n output rows."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image to classify, with the model the client asked for (``None``: default)."""
-
-    image: DecodedImage | EncodedImage
-    model: str | None = None
-    key: str | None = None
-    """What a sticky route keys on: the patient's pseudonym."""
-    shadow: bool = False
-    """A route's shadow copy (never a client's request): may run a shadow version."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    model_name: str
-    model_version: str
-    labels: list[str]
-    interpretation: Interpretation
-    frame: int | None = None
-    frames: int | None = None
-    endpoint: str | None = None
-    """The route that chose this version, if one did."""
-    arm: str | None = None
-    shadows: tuple[str, ...] = ()
-    """Versions the route wants a copy of this request sent to."""
-
-
-Outcome = Prediction | MedAIError
-"""A client's error is a value here, so one bad image never fails its neighbours."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +53,13 @@ class Pipeline:
         settings: Settings,
         specs: Mapping[str, ModelSpec],
         call_model: ModelCall,
+        shadows: ShadowCopies | None = None,
         rng: random.Random | None = None,
     ):
         self.settings = settings
         self.plan = ServingPlan(dict(specs))
         self.call_model = call_model
+        self.shadows = shadows
         self.rng = rng or random.Random()
         self.decode = Decoder(settings.decoding, settings.limits)
 
@@ -92,7 +69,8 @@ class Pipeline:
 
     def target(self, job: Job) -> Target:
         model = job.model or self.settings.default_model
-        return self.plan.target(model, job.key, self.rng, shadow=job.shadow)
+        shadow = job.shadow_of is not None
+        return self.plan.target(model, job.patient_ref, self.rng, shadow=shadow)
 
     def prepare(self, job: Job) -> _Prepared | MedAIError:
         try:
@@ -114,7 +92,19 @@ class Pipeline:
                 by_version[p.spec.sha256].append(i)
         rows: dict[int, np.ndarray] = {}
         await asyncio.gather(*(self._run(idx, prepared, rows) for idx in by_version.values()))
-        return [self._outcome(p, rows.get(i)) for i, p in enumerate(prepared)]
+        outcomes = [
+            _outcome(job, p, rows.get(i))
+            for i, (job, p) in enumerate(zip(jobs, prepared, strict=True))
+        ]
+        if self.shadows is not None:
+            copies = [
+                job.copy_for(ref, p.decoded, answer)
+                for job, p, answer in zip(jobs, prepared, outcomes, strict=True)
+                if isinstance(p, _Prepared) and isinstance(answer, InferenceRecord)
+                for ref in p.target.shadows
+            ]
+            self.shadows.send(copies, self.infer)
+        return outcomes
 
     async def _run(self, indices: list[int], prepared: list, rows: dict[int, np.ndarray]) -> None:
         """Send one version its images as stacked tensors of at most its ``max_batch_size``."""
@@ -129,24 +119,33 @@ class Pipeline:
 
         await asyncio.gather(*(chunk(indices[s : s + size]) for s in range(0, len(indices), size)))
 
-    @staticmethod
-    def _outcome(prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:
-        if isinstance(prepared, MedAIError):
-            return prepared
-        assert row is not None  # every prepared image got its row, or infer() raised
-        spec, target = prepared.spec, prepared.target
-        try:
-            interpretation = interpret(row[0], spec.metadata)
-        except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
-            return exc
-        return Prediction(
-            model_name=spec.name,
-            model_version=spec.version,
-            labels=spec.metadata.labels,
-            interpretation=interpretation,
-            frame=prepared.decoded.frame,
-            frames=prepared.decoded.frames,
-            endpoint=target.endpoint,
-            arm=target.arm,
-            shadows=target.shadows,
-        )
+
+def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:
+    """The job's record, built from the model's interpreted answer; or its error."""
+    if isinstance(prepared, MedAIError):
+        return prepared
+    assert row is not None  # every prepared image got its row, or infer() raised
+    spec, target, answer = prepared.spec, prepared.target, job.shadow_of
+    try:
+        interpretation = interpret(row[0], spec.metadata)
+    except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
+        return exc
+    return InferenceRecord(
+        **vars(interpretation),
+        inference_id=job.inference_id,
+        model_name=spec.name,
+        model_version=spec.version,
+        # NOTE: clocks of one host, or of hosts kept in step: never below zero.
+        latency_ms=round(max(0.0, time.time() - job.accepted_at) * 1000, 3),
+        requested_by=job.requested_by,
+        role=job.role,
+        labels=spec.metadata.labels,
+        patient_ref=job.patient_ref,
+        batch_id=job.batch_id,
+        frame=prepared.decoded.frame,
+        frames=prepared.decoded.frames,
+        # NOTE: a shadow copy is filed under the route of the answer it ran beside.
+        endpoint=answer.endpoint if answer else target.endpoint,
+        arm=job.model if answer else target.arm,
+        shadow_of=answer.inference_id if answer else None,
+    )

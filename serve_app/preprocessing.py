@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from serve_app.catalog.spec import Layout, ModelSpec
 from serve_app.codecs.dtypes import VALUE_RANGES, unit_range
 from serve_app.codecs.types import DecodedImage
-from serve_app.registry.spec import Layout, ModelSpec
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R BT.601 weights, for RGB images sent to 1-channel models."""

@@ -253,8 +253,8 @@ class RegistrySettings(BaseModel):
     serves and how endpoints route; a promotion, rollback or route change takes effect
     within about this long."""
     max_shadows_in_flight: int = Field(4, ge=0, le=4096)
-    """Shadow copies each ingress replica runs at once; more are dropped (and counted in
-    ``medai_shadow_copies``), never queued ahead of answers. Light load gets a copy of
+    """Shadow copies each preprocessing replica runs at once; more are dropped (and
+    counted in ``medai_shadow_copies``), never queued ahead of answers. Light load gets a copy of
     every request; heavy load a sample, so the copies' work stays small beside the
     answers'."""
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from medai_cli.main import build_demo_models, serve_env
 from serve_app.auth.credentials import Credentials, load_credentials
 from serve_app.auth.tokens import mint
-from serve_app.cli import build_demo_models, serve_env
 from serve_app.settings import Settings
 
 HIGH_THROUGHPUT = os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput"

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from serve_app.catalog.store import ModelStore
 from serve_app.codecs.decode import decode
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
 from serve_app.demo_models import DEMO_MODELS
 from serve_app.preprocessing import prepare
-from serve_app.registry.store import ModelStore
 from serve_app.settings import LimitsSettings
 
 DEMO_VERSIONS = {demo.name: demo.version for demo in DEMO_MODELS}

@@ -15,9 +15,10 @@ from typing import Any
 from tortoise.fields import CharField
 from tortoise.models import Model
 
-from serve_app.audit.canonical import canonical_json
-from serve_app.audit.events import AuditEvent, ModelVersionRecord, StatusChange
+from serve_app.audit.events import AuditEvent
+from serve_app.canonical import canonical_json
 from serve_app.errors import InvalidInput
+from serve_app.records.model import ModelVersionRecord, StatusChange
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
 
 ENTRY_FIELDS = ("actor", "role", "action", "object_type", "object_id", "model_version")

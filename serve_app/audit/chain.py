@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from serve_app.audit.canonical import canonical_json
+from serve_app.canonical import canonical_json
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (

@@ -33,9 +33,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.chain import GENESIS_HASH, Anchor, utc_iso
 from serve_app.auth.credentials import ConfigurationError, Credentials
+from serve_app.canonical import canonical_json
 from serve_app.settings import Settings
 
 DOMAIN = b"medai-audit-checkpoint/v1\n"

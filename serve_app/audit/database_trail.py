@@ -10,7 +10,7 @@ from datetime import datetime
 from tortoise.exceptions import IntegrityError
 
 from serve_app.audit.events import AuditEvent
-from serve_app.audit.writer import AuditWriter
+from serve_app.audit.writer import ChainWriter
 from serve_app.auth.credentials import load_credentials
 from serve_app.errors import Conflict, ServiceUnavailable
 from serve_app.routing.stats import summarize
@@ -21,23 +21,28 @@ from serve_app.settings import Settings
 from serve_app.storage.database import Database, open_database
 
 
+async def open_trail(settings: Settings) -> tuple[Database, ChainWriter]:
+    """The database and its started writer: what a ``DatabaseTrail`` is made of."""
+    credentials = load_credentials(settings, need={"audit_signing_key"})
+    database = await open_database(settings)
+    writer = ChainWriter.from_settings(settings, credentials, database)
+    # NOTE: a writer that stands by or halts still serves reads and verification,
+    # so an auditor can see why; its writes answer 503 with the reason.
+    with contextlib.suppress(ServiceUnavailable):
+        await writer.start()
+    return database, writer
+
+
 class DatabaseTrail:
     """``AuditTrail`` over the database. One process writes: the audit-writer deployment."""
 
-    def __init__(self, database: Database, writer: AuditWriter) -> None:
+    def __init__(self, database: Database, writer: ChainWriter) -> None:
         self.database = database
         self.writer = writer
 
     @classmethod
     async def open(cls, settings: Settings) -> DatabaseTrail:
-        credentials = load_credentials(settings, need={"audit_signing_key"})
-        database = await open_database(settings)
-        writer = AuditWriter.from_settings(settings, credentials, database)
-        # NOTE: a writer that stands by or halts still serves reads and verification,
-        # so an auditor can see why; its writes answer 503 with the reason.
-        with contextlib.suppress(ServiceUnavailable):
-            await writer.start()
-        return cls(database, writer)
+        return cls(*await open_trail(settings))
 
     async def record(self, events: Sequence[AuditEvent]) -> None:
         try:

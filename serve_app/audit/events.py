@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from serve_app.audit.chain import AuditEntry
-from serve_app.storage.models import PSEUDONYM
+from serve_app.records.inference import InferenceRecord
+from serve_app.records.model import ModelChange
+from serve_app.records.route import RouteChange
 
 
 def utc_now() -> datetime:
@@ -32,77 +34,8 @@ class AuditAction(StrEnum):
     AUDIT_REANCHOR = "audit.reanchor"
 
 
-@dataclass(frozen=True)
-class InferenceRecord:
-    """One image's answer, stored as an ``InferenceResult`` row with its audit entry."""
-
-    inference_id: str
-    model_name: str
-    model_version: str
-    outputs: Sequence[float]
-    confidence: float
-    prediction: str
-    threshold: float
-    latency_ms: float
-    patient_ref: str | None = None
-    """``Pseudonymizer`` output; a clear patient id is refused."""
-    batch_id: str | None = None
-    positive: bool | None = None
-    """Whether the model's positive class won; ``None`` for a model without one."""
-    endpoint: str | None = None
-    """The A/B route that chose this model version, if one did."""
-    arm: str | None = None
-    """``name:version`` the route chose (or the shadow version that ran)."""
-    shadow_of: str | None = None
-    """For a shadow copy: the ``inference_id`` whose answer it ran beside."""
-
-    def __post_init__(self) -> None:
-        # NOTE: the message never echoes the value: it may be a clear patient id.
-        if self.patient_ref is not None and not PSEUDONYM.fullmatch(self.patient_ref):
-            raise ValueError("patient_ref must be a pseudonym (pt_ + 20 hex digits)")
-
-
 ROUTING_FIELDS = ("endpoint", "arm", "shadow_of")
 """An inference's routing, in its audit entry's details when a route chose it."""
-
-
-@dataclass(frozen=True)
-class ModelVersionRecord:
-    """A registered model version, stored as a ``ModelVersion`` row with its audit entry."""
-
-    model_name: str
-    version: str
-    file_path: str
-    file_hash: str
-    file_size_bytes: int
-    input_shape: Sequence[int | None]
-    output_shape: Sequence[int | None]
-    inference_latency_ms: float | None = None
-    clinical_domain: str | None = None
-    confidence_threshold: float | None = None
-    fda_submission_id: str | None = None
-    iso_certification: str | None = None
-    status: str = "development"
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """A model version's new lifecycle status, applied with its audit entry."""
-
-    model_name: str
-    version: str
-    status: str
-
-
-ModelChange = ModelVersionRecord | StatusChange
-
-
-@dataclass(frozen=True)
-class RouteChange:
-    """An endpoint's new route (``RouteConfig`` as JSON), or ``None`` for its removal."""
-
-    endpoint: str
-    config: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -138,13 +71,11 @@ class AuditEvent:
         )
 
     @classmethod
-    def inference(
-        cls, actor: str, role: str | None, result: InferenceRecord, **details: Any
-    ) -> AuditEvent:
+    def inference(cls, result: InferenceRecord, **details: Any) -> AuditEvent:
         """The audit event of one image's inference, carrying its result row."""
         return cls(
-            actor=actor,
-            role=role,
+            actor=result.requested_by,
+            role=result.role,
             action=AuditAction.INFERENCE,
             object_type="inference",
             object_id=result.inference_id,

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import Linked
 from serve_app.audit.events import AuditAction
+from serve_app.canonical import normalized
 
 MODEL_ACTIONS = frozenset(
     {AuditAction.MODEL_REGISTER, AuditAction.MODEL_PROMOTE, AuditAction.MODEL_ROLLBACK}

@@ -20,23 +20,17 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from tortoise.functions import Count
 
 from serve_app.audit.bounds import refusal
-from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
     link,
     utc_iso,
 )
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    InferenceRecord,
-    ModelChange,
-    ModelVersionRecord,
-    RouteChange,
-    utc_now,
-)
+from serve_app.audit.events import AuditAction, AuditEvent, utc_now
 from serve_app.audit.replay import REPLAYED
-from serve_app.errors import InvalidInput, NotFound, ServiceUnavailable
+from serve_app.canonical import canonical_json, normalized
+from serve_app.errors import InvalidInput, ServiceUnavailable
+from serve_app.records.inference import InferenceRecord
+from serve_app.storage.changes import apply_model_change, apply_route_change
 from serve_app.storage.database import Database
 from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion, Route
 
@@ -108,10 +102,14 @@ def result_digest(result: InferenceResult) -> str:
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
-def _result_row(record: InferenceRecord, actor: str, now: datetime) -> InferenceResult:
-    fields = dict(vars(record))  # NOTE: not asdict(), which deep-copies every value
+STORED = tuple(InferenceResult._meta.fields_map.keys() - {"created_at"})
+"""The record's fields a result row keeps (the columns; ``created_at`` is the commit's)."""
+
+
+def _result_row(record: InferenceRecord, now: datetime) -> InferenceResult:
+    fields = {name: getattr(record, name) for name in STORED}
     fields["outputs"] = normalized(record.outputs)
-    return InferenceResult(**fields, requested_by=actor, created_at=now)
+    return InferenceResult(**fields, created_at=now)
 
 
 class AuditStore:
@@ -146,7 +144,7 @@ class AuditStore:
                 for offset, event in enumerate(events, start=1):
                     details = normalized(event.details)
                     if event.result is not None:
-                        result = _result_row(event.result, event.actor, now)
+                        result = _result_row(event.result, now)
                         details[RESULT_DIGEST] = result_digest(result)
                         results.append(result)
                     entry = link(prev_hash, event.entry(seq + offset, now, details))
@@ -156,9 +154,9 @@ class AuditStore:
                     await InferenceResult.bulk_create(results, using_db=tx)
                 for event in events:
                     if event.model is not None:
-                        await _apply(event.model, tx)
+                        await apply_model_change(event.model, tx)
                     if event.route is not None:
-                        await _apply_route(event.route, event.actor, now, tx)
+                        await apply_route_change(event.route, event.actor, now, tx)
                 await AuditLog.bulk_create(entries, using_db=tx)
         except IntegrityError:
             # NOTE: tortoise's IntegrityError is an OperationalError, but a broken
@@ -276,36 +274,6 @@ def has_result(entry: AuditLog) -> bool:
         entry.action == AuditAction.INFERENCE
         and isinstance(entry.details, dict)
         and RESULT_DIGEST in entry.details
-    )
-
-
-async def _apply(change: ModelChange, tx: BaseDBAsyncClient) -> None:
-    if isinstance(change, ModelVersionRecord):
-        await ModelVersion.create(**vars(change), using_db=tx)
-        return
-    updated = await (
-        ModelVersion.filter(model_name=change.model_name, version=change.version)
-        .using_db(tx)
-        .update(status=change.status)
-    )
-    if updated != 1:
-        raise NotFound(
-            f"model {change.model_name}:{change.version} is not registered",
-            field="model",
-            rule="registered",
-        )
-
-
-async def _apply_route(
-    change: RouteChange, actor: str, now: datetime, tx: BaseDBAsyncClient
-) -> None:
-    if change.config is None:
-        await Route.filter(endpoint=change.endpoint).using_db(tx).delete()
-        return
-    await Route.update_or_create(
-        {"config": dict(change.config), "updated_by": actor, "updated_at": now},
-        endpoint=change.endpoint,
-        using_db=tx,
     )
 
 

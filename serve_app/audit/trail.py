@@ -14,23 +14,19 @@ from datetime import datetime
 from typing import Protocol
 
 from serve_app.audit.bounds import refusal
-from serve_app.audit.canonical import normalized
 from serve_app.audit.chain import GENESIS_HASH as GENESIS
 from serve_app.audit.chain import ChainedEntry, link, verify
-from serve_app.audit.events import (
-    AuditEvent,
-    ModelChange,
-    ModelVersionRecord,
-    RouteChange,
-    utc_now,
-)
+from serve_app.audit.events import AuditEvent, utc_now
 from serve_app.audit.store import check_page
+from serve_app.canonical import normalized
+from serve_app.catalog.status import ModelStatus
 from serve_app.errors import Conflict, MedAIError, NotFound, ServiceUnavailable
+from serve_app.records.model import ModelChange, ModelVersionRecord
+from serve_app.records.route import RouteChange
 from serve_app.routing.stats import summarize
 from serve_app.schemas.audit import AuditRecord, ChainVerification, StoredResult
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.schemas.routes import RouteOut, RouteStats
-from serve_app.storage.models import ModelStatus
 
 
 class AuditTrail(Protocol):
@@ -95,10 +91,8 @@ class MemoryTrail:
                 entry = event.entry(len(self.chain) + 1, now, normalized(event.details))
                 self.chain.append(link(prev, entry))
                 if (r := event.result) is not None:
-                    self.results[r.inference_id] = StoredResult(
-                        **vars(r) | {"outputs": list(r.outputs)},
-                        requested_by=event.actor,
-                        created_at=now,
+                    self.results[r.inference_id] = StoredResult.model_validate(
+                        vars(r) | {"outputs": list(r.outputs), "created_at": now}
                     )
 
     def _apply(self, change: ModelChange, now: datetime) -> None:

@@ -1,8 +1,8 @@
-"""The single audit writer's logic, without Ray: group-commit, then sign when due.
+"""The hash chain's single writer, without Ray: group-commit, then sign when due.
 
-The Ray deployment holds one ``AuditWriter``: it calls ``write`` once per batch of
-events, ``checkpoint_if_due`` from a periodic task (so a quiet tail gets signed within
-``audit.checkpoint_every_s``) and ``close`` when it stops.
+The audit-writer deployment (a ``DatabaseTrail``) holds one: it calls ``write`` once per
+batch of events, ``checkpoint_if_due`` from a periodic task (so a quiet tail gets signed
+within ``audit.checkpoint_every_s``) and ``close`` when it stops.
 
 A writer signs only a chain it has checked. At start it takes the single-writer lease,
 checks the checkpoint file (and its copies), and holds the database's chain to the
@@ -71,7 +71,7 @@ class WriterState(StrEnum):
     """The trail disagrees with its checkpoints or moved underneath; needs an operator."""
 
 
-class AuditWriter:
+class ChainWriter:
     def __init__(
         self,
         store: AuditStore,
@@ -115,7 +115,7 @@ class AuditWriter:
     @classmethod
     def from_settings(
         cls, settings: Settings, credentials: Credentials, database: Database
-    ) -> AuditWriter:
+    ) -> ChainWriter:
         """``credentials`` from ``load_credentials(settings, need={"audit_signing_key"})``."""
         previous = credentials.audit_previous_signing_key
         audit = settings.audit

@@ -23,7 +23,7 @@ from serve_app.http.routing_routes import build_routing_router
 from serve_app.http.security import Authenticate
 from serve_app.logs import Pseudonymizer
 from serve_app.ratelimit import TokenBuckets
-from serve_app.registry.registry import Registry
+from serve_app.registry.registry import ModelRegistry
 from serve_app.settings import Settings
 
 
@@ -31,9 +31,12 @@ def create_app(
     settings: Settings,
     backend: Backend,
     trail: AuditTrail,
-    registry: Registry,
+    registry: ModelRegistry,
     credentials: Credentials,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
+    """The app over ``backend``, ``trail`` and ``registry`` (in this process, or Serve
+    handles); ``metrics``: counters this replica shares with its backend."""
     # NOTE: no schema or docs in production unless asked for: they map the attack surface.
     docs: dict[str, Any] = (
         {} if settings.docs_served else {"openapi_url": None, "docs_url": None, "redoc_url": None}
@@ -47,7 +50,7 @@ def create_app(
     install_problem_handlers(app)
     assert credentials.pseudonym_key is not None  # load_credentials guarantees it
     pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
     app.include_router(build_records_router(trail))
     app.include_router(build_registry_router(registry))
@@ -115,12 +118,19 @@ def create_local_app(
     ``rng`` draws the A/B arms (tests seed it)."""
     from serve_app.audit.trail import MemoryTrail
     from serve_app.backend import LocalBackend
+    from serve_app.catalog.store import ModelStore
     from serve_app.registry.registry import ModelRegistry
-    from serve_app.registry.store import ModelStore
     from serve_app.runtime.inspection import InspectionLimits
+    from serve_app.shadows import ShadowCopies
 
     trail = trail if trail is not None else MemoryTrail()
-    backend = LocalBackend(settings, rng)
+    metrics = Metrics()
+    shadows = ShadowCopies(
+        trail,
+        lambda outcome: metrics.shadows.labels(outcome).inc(),
+        settings.registry.max_shadows_in_flight,
+    )
+    backend = LocalBackend(settings, shadows, rng)
     store = ModelStore(settings.model_store)
     registry = ModelRegistry(
         store,
@@ -130,4 +140,4 @@ def create_local_app(
         max_loaded_versions=settings.runtime.max_loaded_versions,
         inspection=InspectionLimits.of(settings.limits),
     )
-    return create_app(settings, backend, trail, registry, credentials)
+    return create_app(settings, backend, trail, registry, credentials, metrics)

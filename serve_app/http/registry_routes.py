@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
 from serve_app.http.security import require
-from serve_app.registry.registry import Registration, Registry
+from serve_app.registry.registry import ModelRegistry, Registration
 from serve_app.schemas.models import (
     LABEL_PATTERN,
     NAME_PATTERN,
@@ -28,7 +28,7 @@ Version = Annotated[str, Path(pattern=VERSION_PATTERN)]
 Label = Annotated[str | None, Form(pattern=LABEL_PATTERN)]
 
 
-def build_registry_router(registry: Registry) -> APIRouter:
+def build_registry_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(tags=["models"])
 
     @router.post("/models", status_code=201, response_model=ModelVersionOut, responses=ERRORS)

@@ -5,7 +5,6 @@
 
 import asyncio
 import logging
-import time
 import uuid
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from serve_app.audit.events import AuditEvent
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
@@ -22,15 +22,13 @@ from serve_app.codecs.pixels import pixels_from_list
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.types import DecodedImage, EncodedImage
 from serve_app.errors import MedAIError, ServiceUnavailable
-from serve_app.http.answers import audit_event, to_response
 from serve_app.http.json_body import OffLoopJsonRoute
 from serve_app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serve_app.http.metrics import Metrics
 from serve_app.http.problems import problem_response
 from serve_app.http.security import require
-from serve_app.http.shadows import ShadowCopies
+from serve_app.job import Job, Outcome
 from serve_app.logs import Pseudonymizer
-from serve_app.pipeline import Job, Outcome
 from serve_app.readiness import Component, expect, model_component
 from serve_app.registry.lifecycle import ModelState
 from serve_app.schemas.infer import (
@@ -64,7 +62,6 @@ def build_router(
     # NOTE: JSON bodies (the pixel lists) are parsed and validated in a thread.
     router = APIRouter(route_class=OffLoopJsonRoute)
     limits = settings.limits
-    shadows = ShadowCopies(backend, trail, metrics, settings.registry.max_shadows_in_flight)
 
     def logged(caller: Principal, patient_ref: str | None, outcome: Outcome) -> Outcome:
         fields: dict[str, Any] = {"user": caller.subject, "patient": patient_ref}
@@ -86,19 +83,15 @@ def build_router(
         model: str | None,
         caller: Principal,
         patient_id: str | None,
-        started: float,
     ) -> InferResponse:
         """Run one image; answer only once its result and audit entry are committed."""
         patient_ref = pseudonymize(patient_id)
-        job = Job(image, model, key=patient_ref)
-        (outcome,) = await backend.infer([job])
+        (outcome,) = await backend.infer([Job.accept(image, caller, model, patient_ref)])
         logged(caller, patient_ref, outcome)
         if isinstance(outcome, MedAIError):
             raise outcome
-        response = to_response(outcome, started)
-        await trail.record([audit_event(response, outcome, caller, patient_ref, None)])
-        shadows.send(job, response, outcome.shadows, caller, patient_ref)
-        return response
+        await trail.record([AuditEvent.inference(outcome)])
+        return InferResponse.of(outcome)
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -147,9 +140,8 @@ def build_router(
     @router.post("/infer", tags=["inference"], response_model=InferResponse, responses=ERRORS)
     async def infer(body: InferRequest, caller: Inferrer) -> InferResponse:
         """Classify one image sent as a JSON pixel list."""
-        started = time.perf_counter()
         image = await asyncio.to_thread(pixels_image, body)  # millions of floats to numpy
-        return await predict(image, body.model, caller, body.patient_id, started)
+        return await predict(image, body.model, caller, body.patient_id)
 
     if TYPE_CHECKING:  # the class built below is a BatchInferRequest; mypy checks that
         BatchBody: TypeAlias = BatchInferRequest
@@ -161,11 +153,11 @@ def build_router(
     )
     async def infer_batch(body: BatchBody, caller: Inferrer) -> BatchInferResponse:
         """Classify up to ``limits.max_batch_images`` images; each fails or succeeds alone."""
-        started = time.perf_counter()
+        batch_id = str(uuid.uuid4())
 
         def job(image: InferRequest, patient_ref: str | None) -> Job | MedAIError:
             try:
-                return Job(pixels_image(image), image.model, key=patient_ref)
+                return Job.accept(pixels_image(image), caller, image.model, patient_ref, batch_id)
             except MedAIError as exc:
                 return exc
 
@@ -174,8 +166,7 @@ def build_router(
             lambda: [job(image, ref) for image, ref in zip(body.images, refs, strict=True)]
         )
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
-        batch_id = str(uuid.uuid4())
-        items, events, copies = [], [], []
+        items, events = [], []
         for index, (j, patient_ref) in enumerate(zip(jobs, refs, strict=True)):
             outcome = logged(caller, patient_ref, next(outcomes) if isinstance(j, Job) else j)
             if isinstance(outcome, MedAIError):
@@ -183,14 +174,9 @@ def build_router(
                     BatchItem(index=index, status=outcome.status, error=outcome.to_problem())
                 )
                 continue
-            assert isinstance(j, Job)  # a refused image's outcome is its error, handled above
-            response = to_response(outcome, started)
-            items.append(BatchItem(index=index, status=200, result=response))
-            events.append(audit_event(response, outcome, caller, patient_ref, batch_id))
-            copies.append((j, response, outcome.shadows, caller, patient_ref, batch_id))
+            items.append(BatchItem(index=index, status=200, result=InferResponse.of(outcome)))
+            events.append(AuditEvent.inference(outcome))
         await trail.record(events)  # the whole batch's results in one write
-        for copy in copies:
-            shadows.send(*copy)
         ok = len(events)
         return BatchInferResponse(
             batch_id=batch_id,
@@ -210,9 +196,8 @@ def build_router(
         frame: Annotated[int | None, Form(ge=0, description="DICOM frame; default middle.")] = None,
     ) -> InferResponse:
         """Classify an uploaded PNG, JPEG or DICOM file."""
-        started = time.perf_counter()
         data = await file.read()
         image = EncodedImage(data=data, format=sniff(data, file.content_type), frame=frame)
-        return await predict(image, model, caller, patient_id, started)
+        return await predict(image, model, caller, patient_id)
 
     return router

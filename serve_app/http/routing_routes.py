@@ -9,9 +9,9 @@ from pydantic import AwareDatetime
 
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
+from serve_app.catalog.routes import RouteConfig
 from serve_app.http.security import require
-from serve_app.registry.registry import Registry
-from serve_app.routing.ab import RouteConfig
+from serve_app.registry.registry import ModelRegistry
 from serve_app.schemas.models import NAME_PATTERN
 from serve_app.schemas.problem import problem_responses
 from serve_app.schemas.routes import MAX_STATS_RESULTS, RouteOut, RouteStats
@@ -28,7 +28,7 @@ Endpoint = Annotated[
 ]
 
 
-def build_routing_router(registry: Registry) -> APIRouter:
+def build_routing_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(prefix="/routes", tags=["routes"])
 
     @router.get("", response_model=list[RouteOut], responses=ERRORS)

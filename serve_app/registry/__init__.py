@@ -1,1 +1,2 @@
-"""Model files, their specs, and their lifecycle."""
+"""The model registry: registering, promoting and rolling back versions, setting routes;
+and a served model's lifecycle inside one replica."""

@@ -10,29 +10,24 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    ModelChange,
-    ModelVersionRecord,
-    RouteChange,
-)
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.tokens import Principal
+from serve_app.catalog.routes import RouteConfig, split_ref
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.status import ModelStatus
+from serve_app.catalog.store import ModelStore, TamperedModel
 from serve_app.errors import Conflict, NotFound
-from serve_app.registry.spec import ModelSpec
+from serve_app.records.model import ModelChange, ModelVersionRecord
+from serve_app.records.route import RouteChange
 from serve_app.registry.status import promotion, rollback
-from serve_app.registry.store import ModelStore, TamperedModel
-from serve_app.routing.ab import RouteConfig, split_ref
 from serve_app.routing.admission import check_loaded, check_retirements, check_route, route_refs
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.inspection import InspectionLimits, inspect_in_child
 from serve_app.runtime.onnx_guard import refuse_stored_external_data
 from serve_app.schemas.models import ModelVersionOut
 from serve_app.schemas.routes import RouteOut, RouteStats
-from serve_app.storage.models import ModelStatus
 
 
 @dataclass(frozen=True)
@@ -324,27 +319,3 @@ def _record(
         iso_certification=form.iso_certification if form else None,
         status=status,
     )
-
-
-class Registry(Protocol):
-    """What the HTTP layer needs: ``ModelRegistry`` in process, its deployment behind Ray."""
-
-    async def versions(self, name: str | None = None) -> list[ModelVersionOut]: ...
-    async def register(
-        self, data: bytes, form: Registration, caller: Principal
-    ) -> ModelVersionOut: ...
-    async def promote(
-        self, name: str, version: str, to: ModelStatus, caller: Principal
-    ) -> list[ModelVersionOut]: ...
-    async def rollback(
-        self, name: str, to_version: str, caller: Principal
-    ) -> list[ModelVersionOut]: ...
-    async def routes(self) -> list[RouteOut]: ...
-    async def route(self, endpoint: str) -> RouteOut: ...
-    async def set_route(
-        self, endpoint: str, config: RouteConfig, caller: Principal
-    ) -> RouteOut: ...
-    async def delete_route(self, endpoint: str, caller: Principal) -> None: ...
-    async def route_stats(
-        self, endpoint: str, limit: int, since: datetime | None = None
-    ) -> RouteStats: ...

@@ -7,11 +7,10 @@ retires the one it replaces; only a rollback brings a retired version back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
-from serve_app.audit.events import StatusChange
+from serve_app.catalog.status import ModelStatus, Version
 from serve_app.errors import Conflict, NotFound
-from serve_app.storage.models import ModelStatus
+from serve_app.records.model import StatusChange
 
 PROMOTIONS: dict[ModelStatus, frozenset[ModelStatus]] = {
     ModelStatus.DEVELOPMENT: frozenset({ModelStatus.VALIDATION, ModelStatus.RETIRED}),
@@ -20,15 +19,6 @@ PROMOTIONS: dict[ModelStatus, frozenset[ModelStatus]] = {
     ModelStatus.RETIRED: frozenset(),
 }
 ROLLBACK_FROM = frozenset({ModelStatus.VALIDATION, ModelStatus.RETIRED})
-
-
-class Version(Protocol):
-    @property
-    def model_name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def status(self) -> ModelStatus: ...
 
 
 def find(versions: Sequence[Version], name: str, version: str) -> Version:

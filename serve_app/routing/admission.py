@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from serve_app.audit.events import StatusChange
+from serve_app.catalog.routes import RouteConfig, split_ref
+from serve_app.catalog.status import ModelStatus, Version
 from serve_app.errors import Conflict, InvalidInput
-from serve_app.registry.status import Version
-from serve_app.routing.ab import RouteConfig, split_ref
+from serve_app.records.model import StatusChange
 from serve_app.schemas.routes import RouteOut
-from serve_app.storage.models import ModelStatus
 
 ARM_STATUSES = frozenset({ModelStatus.VALIDATION, ModelStatus.PRODUCTION})
 SHADOW_STATUSES = ARM_STATUSES | {ModelStatus.DEVELOPMENT}

@@ -14,8 +14,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.errors import NotFound
-from serve_app.registry.spec import ModelSpec
 from serve_app.routing.ab import choose_arm
 from serve_app.schemas.routes import RouteOut
 

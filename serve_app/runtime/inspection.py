@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.child_env import child_environment
 from serve_app.errors import InvalidInput, MedAIError
-from serve_app.registry.spec import ModelSpec
 from serve_app.settings import LimitsSettings, RuntimeSettings
 
 

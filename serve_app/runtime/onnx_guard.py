@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, GraphProto, ModelProto, SparseTensorProto, TensorProto
 
+from serve_app.catalog.store import TamperedModel
 from serve_app.errors import InvalidInput
-from serve_app.registry.store import TamperedModel
 
 log = logging.getLogger(__name__)
 

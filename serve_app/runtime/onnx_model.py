@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import onnxruntime as ort
 
+from serve_app.catalog.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
 from serve_app.errors import InvalidInput
-from serve_app.registry.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
 from serve_app.runtime.onnx_guard import refuse_external_data
 from serve_app.settings import RuntimeSettings
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from serve_app.catalog.spec import ModelMetadata
 from serve_app.errors import ModelOutputInvalid
-from serve_app.registry.spec import ModelMetadata
+from serve_app.records.inference import Interpretation
 
 INDETERMINATE = "indeterminate"
-
-
-@dataclass(frozen=True)
-class Interpretation:
-    outputs: list[float]
-    """The model's raw output row."""
-    confidence_score: float
-    prediction: str
-    threshold: float
-    positive: bool | None = None
-    """Whether the positive class won; ``None`` for a model without one."""
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -64,7 +52,7 @@ def interpret(row: np.ndarray, meta: ModelMetadata) -> Interpretation:
         positive = None
     return Interpretation(
         outputs=row.tolist(),
-        confidence_score=confidence,
+        confidence=confidence,
         prediction=prediction,
         threshold=meta.threshold,
         positive=positive,

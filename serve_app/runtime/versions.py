@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-from serve_app.registry.spec import ModelSpec
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.store import ModelStore
 from serve_app.runtime.onnx_guard import refuse_stored_external_data
 from serve_app.runtime.onnx_model import OnnxModel
 from serve_app.settings import RuntimeSettings

@@ -7,27 +7,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.schemas.infer import ResultFields
+
 
 class _FromRow(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class StoredResult(_FromRow):
-    inference_id: str
+class StoredResult(_FromRow, ResultFields):
     batch_id: str | None
-    model_name: str
-    model_version: str
     requested_by: str = Field(description="The `sub` of the token that asked.")
     patient_ref: str | None = Field(description="Pseudonym of the patient id, never the id.")
-    outputs: list[float]
     confidence: float
-    prediction: str
-    threshold: float
-    latency_ms: float
     created_at: datetime
     positive: bool | None = Field(None, description="Whether the positive class won.")
-    endpoint: str | None = Field(None, description="The A/B route that chose the version.")
-    arm: str | None = Field(None, description="`name:version` the route chose.")
     shadow_of: str | None = Field(
         None, description="A shadow copy: the inference it ran beside (never returned)."
     )

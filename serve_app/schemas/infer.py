@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from serve_app.records.inference import InferenceRecord
+
 MODEL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9][A-Za-z0-9_.+-]{0,63})?$"
 
 
@@ -95,20 +97,37 @@ def batch_request_model(max_images: int) -> type[BatchInferRequest]:
     return create_model("BatchInferRequest", __base__=BatchInferRequest, images=(images, ...))
 
 
-class InferResponse(BaseModel):
+WIRE_NAMES = {"confidence_score": "confidence"}
+"""The answer's field names that differ from the record's (and the stored row's)."""
+
+
+class ResultFields(BaseModel):
+    """What an answer and a stored result both show of an ``InferenceRecord``."""
+
     inference_id: str
     model_name: str
     model_version: str
     outputs: list[float] = Field(description="The model's raw output row.")
-    labels: list[str]
-    confidence_score: float
     prediction: str
     threshold: float
     latency_ms: float
-    frame: int | None = Field(None, description="DICOM frame used (0-based).")
-    frames: int | None = Field(None, description="Frames in the DICOM file.")
     endpoint: str | None = Field(None, description="The A/B route that chose the version.")
     arm: str | None = Field(None, description="`name:version` the route chose.")
+
+
+class InferResponse(ResultFields):
+    """One image's answer: the fields of its ``InferenceRecord`` a client is shown."""
+
+    labels: list[str]
+    confidence_score: float
+    frame: int | None = Field(None, description="DICOM frame used (0-based).")
+    frames: int | None = Field(None, description="Frames in the DICOM file.")
+
+    @classmethod
+    def of(cls, record: InferenceRecord) -> InferResponse:
+        return cls(
+            **{name: getattr(record, WIRE_NAMES.get(name, name)) for name in cls.model_fields}
+        )
 
 
 class BatchItem(BaseModel):

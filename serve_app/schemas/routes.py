@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from serve_app.routing.ab import RouteConfig
+from serve_app.catalog.routes import RouteConfig
 
 MAX_STATS_RESULTS = 100_000
 """Most results one ``GET /routes/{endpoint}/stats`` reads."""

@@ -5,13 +5,12 @@ for production. ``open_database`` creates or migrates the schema at start-up.
 """
 
 from serve_app.storage.database import Database, database_url, open_database
-from serve_app.storage.models import AuditLog, InferenceResult, ModelStatus, ModelVersion
+from serve_app.storage.models import AuditLog, InferenceResult, ModelVersion
 
 __all__ = [
     "AuditLog",
     "Database",
     "InferenceResult",
-    "ModelStatus",
     "ModelVersion",
     "database_url",
     "open_database",

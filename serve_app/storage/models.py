@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
@@ -12,13 +10,12 @@ from tortoise.exceptions import ValidationError
 from tortoise.models import Model
 from tortoise.validators import Validator
 
-from serve_app.audit.canonical import canonical_json
+from serve_app.canonical import canonical_json
+from serve_app.catalog.status import ModelStatus
+from serve_app.logs import PSEUDONYM
 
 SCHEMA_VERSION = 2
 """Bumped with every change to these tables, together with a step in ``MIGRATIONS``."""
-
-PSEUDONYM = re.compile(r"pt_[0-9a-f]{20}")
-"""What ``serve_app.logs.Pseudonymizer`` makes of a patient id; nothing else is stored."""
 
 
 class _IsPseudonym(Validator):
@@ -26,15 +23,6 @@ class _IsPseudonym(Validator):
         # NOTE: the message never echoes the value: it may be a clear patient id.
         if value is not None and not PSEUDONYM.fullmatch(value):
             raise ValidationError("patient_ref must be a pseudonym (pt_ + 20 hex digits)")
-
-
-class ModelStatus(StrEnum):
-    """Regulatory status of a registered model version."""
-
-    DEVELOPMENT = "development"
-    VALIDATION = "validation"
-    PRODUCTION = "production"
-    RETIRED = "retired"
 
 
 class CanonicalJSONField(fields.JSONField):
@@ -124,7 +112,7 @@ class AuditLog(Model):
 
 
 class Route(Model):
-    """An endpoint's A/B route (``serve_app.routing.ab.RouteConfig`` as JSON)."""
+    """An endpoint's A/B route (``serve_app.catalog.routes.RouteConfig`` as JSON)."""
 
     endpoint = fields.CharField(max_length=64, primary_key=True)
     config: Any = CanonicalJSONField()

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from serve_app.cli import main
+from medai_cli.main import main
 from tests.api.test_body_streaming import uvicorn_app  # noqa: F401  (the server)
 from tests.conftest import TokenFactory
 

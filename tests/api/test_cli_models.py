@@ -21,13 +21,15 @@ from tests.unit.onnx_builders import tiny_classifier
 
 pytestmark = pytest.mark.timeout(180)
 
-MEDAI = str(Path(sys.executable).with_name("medai"))
+# NOTE: the `medai` console script as a module: an installed script names the entry point
+# of the checkout it was installed from, which need not be the one under test.
+MEDAI = [sys.executable, "-m", "medai_cli"]
 
 
 def medai(
     base_url: str, token: str, *args: str, group: str = "models"
 ) -> subprocess.CompletedProcess[str]:
-    command = [MEDAI, group, *args, "--url", base_url, "--token", token]
+    command = [*MEDAI, group, *args, "--url", base_url, "--token", token]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.store import ModelStore
 from tests.golden import GOLDEN_FILE, SAMPLES, Sample, sample_bytes
 
 GOLDEN = json.loads(GOLDEN_FILE.read_text())

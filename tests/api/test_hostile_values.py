@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import load_credentials
+from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import EncodedImage, ImageFormat
 from serve_app.http.app import create_local_app
-from serve_app.registry.store import ModelStore
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.settings import Settings
 from tests.api.test_infer_file import assert_matches_oracle, upload

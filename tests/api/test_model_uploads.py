@@ -20,11 +20,11 @@ from onnx import TensorProto, helper
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
+from serve_app.catalog.status import ModelStatus
+from serve_app.catalog.store import ModelStore
 from serve_app.http.app import create_local_app
 from serve_app.registry.registry import _record
-from serve_app.registry.store import ModelStore
 from serve_app.settings import Settings
-from serve_app.storage.models import ModelStatus
 from tests.api.test_registry import promote, register, unique_name
 from tests.api.test_routes import put_route
 from tests.images import infer_body, pixels

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.store import ModelStore
 from tests.api.test_records import as_role, whole_trail
 from tests.conftest import TokenFactory
 from tests.images import infer_body, pixels

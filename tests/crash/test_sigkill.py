@@ -31,7 +31,9 @@ from tests.ports import free_port
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(600)]
 
-MEDAI = str(Path(sys.executable).with_name("medai"))
+# NOTE: the `medai` console script as a module: an installed script names the entry point
+# of the checkout it was installed from, which need not be the one under test.
+MEDAI = [sys.executable, "-m", "medai_cli"]
 CLIENTS = 8
 ACKNOWLEDGED_BEFORE_KILL = 150
 
@@ -53,7 +55,7 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout_s: float = 240) -> None:
-        command = [MEDAI, "serve", "--no-high-throughput", "--config", str(self.config)]
+        command = [*MEDAI, "serve", "--no-high-throughput", "--config", str(self.config)]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 command, cwd=REPO_ROOT, stdout=out, stderr=out, start_new_session=True
@@ -171,7 +173,7 @@ def test_sigkill_under_load_loses_no_acknowledged_inference(
     assert verification["checkpoint_seq"] is not None, "no signed checkpoint was checked"
 
     cli = subprocess.run(
-        [MEDAI, "audit", "verify", "--config", str(server.config)],
+        [*MEDAI, "audit", "verify", "--config", str(server.config)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -27,8 +27,8 @@ from fastapi import FastAPI
 from schemathesis import Case
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from medai_cli.main import build_demo_models
 from serve_app.auth.credentials import load_credentials
-from serve_app.cli import build_demo_models
 from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory

@@ -21,15 +21,24 @@ from tests.images import infer_body, pixels
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(180)]
 
 
+def cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # it ended meanwhile
+        return []
+
+
 def ingress_peak_rss_bytes() -> int:
     """Peak resident memory (VmHWM) of the ingress replica's process.
 
-    Ray titles each replica's process ``ray::ServeReplica:<app>:<deployment>``.
+    Ray titles each replica's process ``ray::ServeReplica:<app>:<deployment>``. Only this
+    session's: the Ray instance this test process started runs below it (another one on
+    the machine has an ingress too).
     """
     (pid,) = [
         p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if any("ServeReplica:medai:Ingress" in part for part in p.info["cmdline"] or [])
+        for p in psutil.Process().children(recursive=True)
+        if any("ServeReplica:medai:Ingress" in part for part in cmdline(p))
     ]
     status = Path(f"/proc/{pid}/status").read_text()
     line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))

@@ -13,7 +13,7 @@ import httpx
 import onnx
 import pytest
 
-from serve_app.registry.store import ModelStore
+from serve_app.catalog.store import ModelStore
 from tests.api.test_records import whole_trail
 from tests.conftest import TokenFactory
 from tests.images import infer_body, pixels

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from ray import serve
 
 from deployments.ingress import ServeBackend
-from deployments.registry import RegistryClient
+from deployments.registry import UNAVAILABLE
+from deployments.remote import Remote
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.http.app import create_app
@@ -39,9 +41,8 @@ async def readyz(settings: Settings, credentials: Credentials, registry: str) ->
     backend = ServeBackend(
         handle("Preprocessor"), settings, handle(registry), handle("AuditWriter")
     )
-    app = create_app(
-        settings, backend, MemoryTrail(), RegistryClient(handle("Registry")), credentials
-    )
+    registry_proxy: Any = Remote(handle("Registry"), UNAVAILABLE)
+    app = create_app(settings, backend, MemoryTrail(), registry_proxy, credentials)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as client:
         return await client.get("/readyz", params={"verbose": "true"}, timeout=60)

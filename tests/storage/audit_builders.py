@@ -6,12 +6,13 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.chain import AuditEntry, Verification, chain
 from serve_app.audit.checkpoints import CheckpointLog, CheckpointSigner
-from serve_app.audit.events import AuditAction, AuditEvent, InferenceRecord
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import AuditStore
 from serve_app.audit.verification import verify
+from serve_app.canonical import canonical_json
+from serve_app.records.inference import InferenceRecord
 from serve_app.storage import Database
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
@@ -46,12 +47,14 @@ def record(i: int, **changes: Any) -> InferenceRecord:
         "latency_ms": 12.25,
         "patient_ref": PATIENT,
         "batch_id": "batch-1",
+        "requested_by": "dr-who",
+        "role": "clinician",
     }
     return InferenceRecord(**{**fields, **changes})
 
 
 def inference(i: int) -> AuditEvent:
-    return AuditEvent.inference("dr-who", "clinician", record(i), route="a")
+    return AuditEvent.inference(record(i), route="a")
 
 
 def clock() -> Any:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.checkpoints import (
     CheckpointCopies,
     CheckpointKind,
@@ -18,19 +17,16 @@ from serve_app.audit.checkpoints import (
     CheckpointSigner,
     checkpoint_path,
 )
-from serve_app.audit.events import (
-    AuditAction,
-    AuditEvent,
-    ModelVersionRecord,
-    RouteChange,
-    StatusChange,
-)
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.lease import writer_lease
 from serve_app.audit.store import AuditStore
 from serve_app.audit.tail import TailLimits
 from serve_app.audit.verification import verify
-from serve_app.audit.writer import AuditWriter, TrailMismatch, WriterState
+from serve_app.audit.writer import ChainWriter, TrailMismatch, WriterState
+from serve_app.canonical import canonical_json
 from serve_app.errors import ServiceUnavailable
+from serve_app.records.model import ModelVersionRecord, StatusChange
+from serve_app.records.route import RouteChange
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from tests.storage.audit_builders import (
@@ -69,8 +65,8 @@ def writer_for(log: CheckpointLog, clock: Clock) -> Any:
         previous: str | None = None,
         trusted: tuple[str, ...] = (),
         **options: Any,
-    ) -> AuditWriter:
-        return AuditWriter(
+    ) -> ChainWriter:
+        return ChainWriter(
             AuditStore(db, clock),
             options.pop("copies", None) or CheckpointCopies(log),
             CheckpointSigner.from_secret(secret),
@@ -86,7 +82,7 @@ def writer_for(log: CheckpointLog, clock: Clock) -> Any:
     return make
 
 
-async def refused(writer: AuditWriter) -> str:
+async def refused(writer: ChainWriter) -> str:
     """The detail of the 503 the writer answers a write with."""
     with pytest.raises(ServiceUnavailable) as refusal:
         await writer.write(events(1))
@@ -102,7 +98,7 @@ async def written(db: Database, writer_for: Any, entries: int, **options: Any) -
 
 async def halted_after_a_lost_file(
     db: Database, writer_for: Any, log: CheckpointLog
-) -> AuditWriter:
+) -> ChainWriter:
     """Twelve entries signed, the checkpoint file lost (a disk, say), a new writer: halted."""
     await written(db, writer_for, 12)
     log.path.unlink()

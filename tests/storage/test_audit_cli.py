@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from medai_cli.main import main
 from serve_app.audit.checkpoints import CheckpointSigner, checkpoint_path, public_key_text
-from serve_app.audit.writer import AuditWriter
+from serve_app.audit.writer import ChainWriter
 from serve_app.auth.credentials import load_credentials
-from serve_app.cli import main
 from serve_app.errors import ServiceUnavailable
 from serve_app.settings import Settings
 from serve_app.storage import Database
@@ -53,12 +53,12 @@ def test_reanchor_from_the_shell_after_the_checkpoint_file_was_lost(
     credentials = load_credentials(storage_settings, need={"audit_signing_key"})
 
     async def scenario(db: Database) -> None:
-        writer = AuditWriter.from_settings(storage_settings, credentials, db)
+        writer = ChainWriter.from_settings(storage_settings, credentials, db)
         for _ in range(4):
             await writer.write(events(400))
         await writer.close()
         checkpoint_path(storage_settings).unlink()
-        halted = AuditWriter.from_settings(storage_settings, credentials, db)
+        halted = ChainWriter.from_settings(storage_settings, credentials, db)
         with pytest.raises(ServiceUnavailable, match="halted"):
             await halted.start()
         await halted.close()

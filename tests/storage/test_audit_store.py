@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from serve_app.audit.canonical import canonical_json
 from serve_app.audit.chain import GENESIS_HASH, Verification
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import RESULT_DIGEST, AuditStore, result_digest
 from serve_app.audit.verification import verify
+from serve_app.canonical import canonical_json
 from serve_app.errors import InvalidInput
 from serve_app.settings import Settings
 from serve_app.storage import Database, open_database

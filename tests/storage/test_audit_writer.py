@@ -1,4 +1,4 @@
-"""AuditWriter's checkpoint policy, on a real database and file, with a hand-driven clock."""
+"""ChainWriter's checkpoint policy, on a real database and file, with a hand-driven clock."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from serve_app.audit.checkpoints import (
 )
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import AuditStore
-from serve_app.audit.writer import AuditWriter
+from serve_app.audit.writer import ChainWriter
 from serve_app.auth.credentials import Credentials
 from serve_app.settings import Settings
 from serve_app.storage import Database
@@ -60,9 +60,9 @@ def clock() -> Clock:
 def writer_for(log: CheckpointLog, clock: Clock) -> Any:
     """``writer_for(db)``: a fresh writer, as a newly started deployment would hold."""
 
-    def make(db: Database) -> AuditWriter:
+    def make(db: Database) -> ChainWriter:
         signer = CheckpointSigner.from_secret(SECRET)
-        return AuditWriter(AuditStore(db, clock), log, signer, EVERY_ENTRIES, EVERY_S, clock)
+        return ChainWriter(AuditStore(db, clock), log, signer, EVERY_ENTRIES, EVERY_S, clock)
 
     return make
 
@@ -242,7 +242,7 @@ def test_from_settings_uses_the_configured_file_and_key(
     credentials = Credentials(audit_signing_key=SECRET)  # type: ignore[arg-type]
 
     async def scenario(db: Database) -> None:
-        await AuditWriter.from_settings(settings, credentials, db).write(events(2))
+        await ChainWriter.from_settings(settings, credentials, db).write(events(2))
 
     with_db(scenario)
     (checkpoint,) = log.read()

@@ -28,14 +28,14 @@ from tests.storage.audit_builders import record
 
 
 def answer(i: int, actor: str = "dr-who", **changes: Any) -> AuditEvent:
-    return AuditEvent.inference(actor, "clinician", record(i, **changes))
+    return AuditEvent.inference(record(i, requested_by=actor, **changes))
 
 
 class Writer(WriterDeployment.func_or_class):  # type: ignore[misc,name-defined]
     """The deployment's class without Ray: ``_commit`` is exactly what its batch calls."""
 
     def __init__(self, trail: DatabaseTrail) -> None:
-        self.trail = trail
+        DatabaseTrail.__init__(self, trail.database, trail.writer)
 
     def __del__(self) -> None:
         pass  # the test closes the trail itself

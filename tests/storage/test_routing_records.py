@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from serve_app.audit.events import AuditAction, AuditEvent, RouteChange
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import RESULT_DIGEST, AuditStore
 from serve_app.audit.verification import verify
+from serve_app.records.route import RouteChange
 from serve_app.settings import Settings
 from serve_app.storage import Database
 from serve_app.storage.models import SCHEMA_VERSION, InferenceResult
@@ -30,7 +31,7 @@ def route_event(actor: str, endpoint: str, config: dict[str, Any] | None) -> Aud
 
 def routed(i: int, **routing: Any) -> AuditEvent:
     result = record(i, endpoint="chest-ab", arm="chest:2", positive=True, **routing)
-    return AuditEvent.inference("dr-who", "clinician", result)
+    return AuditEvent.inference(result)
 
 
 def test_a_route_is_set_replaced_and_deleted_with_its_audit_entries(with_db: Any) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from serve_app.registry.spec import Layout, ModelMetadata, ModelSpec
+from serve_app.catalog.spec import Layout, ModelMetadata, ModelSpec
 
 IR_VERSION = 10
 OPSET = 17

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from serve_app.routing.ab import RouteConfig, choose_arm
+from serve_app.catalog.routes import RouteConfig
+from serve_app.routing.ab import choose_arm
 
 REQUESTS = 2000
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from serve_app.audit.canonical import canonical_json, normalized
 from serve_app.audit.chain import (
     GENESIS_HASH,
     Anchor,
@@ -23,6 +22,7 @@ from serve_app.audit.chain import (
     utc_iso,
     verify,
 )
+from serve_app.canonical import canonical_json, normalized
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
 

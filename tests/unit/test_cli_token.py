@@ -10,10 +10,11 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from medai_cli.common import APP_IMPORT, config_settings
+from medai_cli.main import main, parse_duration
 from serve_app.auth.credentials import load_credentials
 from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import Principal, TokenVerifier
-from serve_app.cli import APP_IMPORT, config_settings, main, parse_duration
 from tests.jwt_keys import rsa_pair
 
 

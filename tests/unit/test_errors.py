@@ -5,6 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
+from serve_app.catalog.store import TamperedModel
 from serve_app.errors import (
     PROBLEM_BASE,
     InvalidInput,
@@ -16,7 +17,6 @@ from serve_app.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
-from serve_app.registry.store import TamperedModel
 
 ALL_ERRORS = [
     MedAIError,

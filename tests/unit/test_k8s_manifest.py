@@ -10,7 +10,7 @@ import ray
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from serve_app.cli import serve_env
+from medai_cli.main import serve_env
 from serve_app.settings import REPO_ROOT
 
 SECRET_WORDS = ("SECRET", "KEY", "PASSWORD", "TOKEN")

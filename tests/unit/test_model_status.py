@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from serve_app.audit.events import StatusChange
+from serve_app.catalog.status import ModelStatus
 from serve_app.errors import Conflict, MedAIError, NotFound
+from serve_app.records.model import StatusChange
 from serve_app.registry.status import promotion, rollback
-from serve_app.storage.models import ModelStatus
 
 DEV, VAL, PROD, RET = (
     ModelStatus.DEVELOPMENT,

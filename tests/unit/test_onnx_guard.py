@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import AttributeProto, TensorProto, helper
 
+from serve_app.catalog.store import ModelStore, TamperedModel
 from serve_app.errors import InvalidInput
-from serve_app.registry.store import ModelStore, TamperedModel
 from serve_app.runtime.onnx_guard import external_tensors, refuse_external_data
 from serve_app.runtime.onnx_model import OnnxModel, inspect_model
 from serve_app.runtime.versions import LoadedVersions

@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from serve_app.catalog.spec import Layout
 from serve_app.errors import InvalidInput
-from serve_app.registry.spec import Layout
 from serve_app.runtime import onnx_model
 from serve_app.runtime.onnx_model import CPU, CUDA, OnnxModel, inspect_model, providers
 from serve_app.settings import RuntimeSettings

@@ -8,11 +8,13 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from serve_app.auth.tokens import Principal
+from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.types import DecodedImage, EncodedImage, ImageFormat
 from serve_app.errors import InvalidInput, ModelOutputInvalid, NotFound
-from serve_app.pipeline import Job, Outcome, Pipeline
+from serve_app.job import Job, Outcome
+from serve_app.pipeline import Pipeline
 from serve_app.preprocessing import prepare
-from serve_app.registry.spec import ModelSpec
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.settings import LimitsSettings, Settings
 from tests.unit.onnx_builders import log_of_brightness, tiny_classifier
@@ -25,6 +27,11 @@ CHEST = tiny_classifier(
 DERM = tiny_classifier([None, 96, 80, 3], layout="NHWC", labels=["benign", "melanoma", "nevus"])
 NAN_ON_DARK = log_of_brightness()
 FILES = {"chest": CHEST, "derm": DERM, "nan": NAN_ON_DARK}
+CALLER = Principal("dr-who", "clinician")
+
+
+def job(image: DecodedImage | EncodedImage, ref: str | None = None) -> Job:
+    return Job.accept(image, CALLER, ref)
 
 
 class DirectRunner:
@@ -66,12 +73,12 @@ def pipeline(specs: dict[str, ModelSpec], runner: DirectRunner) -> Pipeline:
 
 
 def infer_one(pipeline: Pipeline, image: DecodedImage | EncodedImage, ref: str | None) -> Outcome:
-    (outcome,) = asyncio.run(pipeline.infer([Job(image, ref)]))
+    (outcome,) = asyncio.run(pipeline.infer([job(image, ref)]))
     return outcome
 
 
 def resolve(pipeline: Pipeline, ref: str | None) -> ModelSpec:
-    return pipeline.target(Job(DecodedImage(pixels=grey(), format=ImageFormat.PIXELS), ref)).spec
+    return pipeline.target(job(DecodedImage(pixels=grey(), format=ImageFormat.PIXELS), ref)).spec
 
 
 def grey(seed: int = 0) -> np.ndarray:
@@ -116,9 +123,9 @@ def test_infer_default_model_on_pixels(
 
     assert (prediction.model_name, prediction.model_version) == ("chest", "1")
     assert prediction.labels == ["no_finding", "pneumonia"]
-    np.testing.assert_allclose(prediction.interpretation.outputs, expected[0], rtol=1e-6)
-    assert prediction.interpretation.threshold == 0.6
-    assert prediction.interpretation.confidence_score == pytest.approx(float(expected[0, 1]))
+    np.testing.assert_allclose(prediction.outputs, expected[0], rtol=1e-6)
+    assert prediction.threshold == 0.6
+    assert prediction.confidence == pytest.approx(float(expected[0, 1]))
     assert prediction.frame is None and prediction.frames is None
     assert runner.calls == [("chest", (1, 1, 64, 64))]
 
@@ -137,7 +144,7 @@ def test_infer_named_model_decodes_an_uploaded_png(
 
     assert prediction.model_name == "derm"
     assert prediction.labels == ["benign", "melanoma", "nevus"]
-    np.testing.assert_allclose(prediction.interpretation.outputs, expected[0], rtol=1e-6)
+    np.testing.assert_allclose(prediction.outputs, expected[0], rtol=1e-6)
     assert runner.calls == [("derm", (1, 96, 80, 3))]
 
 
@@ -147,7 +154,7 @@ def test_different_images_give_different_outputs(pipeline: Pipeline) -> None:
         for s in (1, 2)
     )
 
-    assert first.interpretation.outputs != second.interpretation.outputs
+    assert first.outputs != second.outputs
 
 
 def test_infer_unknown_model_never_calls_a_model(pipeline: Pipeline, runner: DirectRunner) -> None:
@@ -170,7 +177,7 @@ def test_jobs_for_each_model_travel_as_one_stacked_tensor(
     pipeline: Pipeline, runner: DirectRunner, specs: dict[str, ModelSpec]
 ) -> None:
     images = [DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS) for s in range(4)]
-    jobs = [Job(images[0]), Job(images[1], "derm"), Job(images[2], "absent"), Job(images[3])]
+    jobs = [job(images[0]), job(images[1], "derm"), job(images[2], "absent"), job(images[3])]
 
     outcomes = asyncio.run(pipeline.infer(jobs))
 
@@ -184,7 +191,7 @@ def test_jobs_for_each_model_travel_as_one_stacked_tensor(
         tensor = prepare(image, specs[model])
         (expected,) = runner.sessions[model].run(None, {specs[model].input_name: tensor})
         assert outcome.model_name == model
-        np.testing.assert_allclose(outcome.interpretation.outputs, expected[0], rtol=1e-6)
+        np.testing.assert_allclose(outcome.outputs, expected[0], rtol=1e-6)
 
 
 def test_a_model_gets_at_most_its_max_batch_size_per_call(
@@ -194,12 +201,12 @@ def test_a_model_gets_at_most_its_max_batch_size_per_call(
         models=[{"name": "chest", "max_batch_size": 2}, {"name": "derm"}], default_model="chest"
     )
     pipeline = Pipeline(settings, specs, runner)
-    jobs = [Job(DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS)) for s in range(5)]
+    jobs = [job(DecodedImage(pixels=grey(s), format=ImageFormat.PIXELS)) for s in range(5)]
 
     outcomes = asyncio.run(pipeline.infer(jobs))
 
     assert sorted(shape[0] for _, shape in runner.calls) == [1, 2, 2]
-    distinct = {tuple(o.interpretation.outputs) for o in outcomes}
+    distinct = {tuple(o.outputs) for o in outcomes}
     assert len(distinct) == 5
 
 
@@ -209,7 +216,7 @@ def test_a_nan_answer_fails_that_image_alone() -> None:
     settings = Settings(models=[{"name": "nan"}], default_model="nan")
     pipeline = Pipeline(settings, specs, runner)
     dark, bright = (np.full((64, 64, 1), value, np.uint8) for value in (20, 240))
-    jobs = [Job(DecodedImage(pixels=p, format=ImageFormat.PIXELS)) for p in (dark, bright, dark)]
+    jobs = [job(DecodedImage(pixels=p, format=ImageFormat.PIXELS)) for p in (dark, bright, dark)]
 
     outcomes = asyncio.run(pipeline.infer(jobs))
 
@@ -218,5 +225,5 @@ def test_a_nan_answer_fails_that_image_alone() -> None:
         outcomes[2], ModelOutputInvalid
     )
     assert (outcomes[0].field, outcomes[0].rule) == ("outputs", "finite")
-    assert outcomes[1].interpretation.prediction == "indeterminate"
-    assert np.isfinite(outcomes[1].interpretation.outputs).all()
+    assert outcomes[1].prediction == "indeterminate"
+    assert np.isfinite(outcomes[1].outputs).all()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from serve_app.catalog.spec import ModelMetadata
 from serve_app.errors import ModelOutputInvalid
-from serve_app.registry.spec import ModelMetadata
 from serve_app.runtime.postprocess import INDETERMINATE, interpret, softmax
 
 BINARY = ModelMetadata(labels=["no_finding", "pneumonia"], positive_index=1, threshold=0.7)
@@ -32,7 +32,7 @@ def test_positive_above_threshold() -> None:
     result = interpret(np.array([0.2, 0.8]), BINARY)
 
     assert result.prediction == "pneumonia"
-    assert result.confidence_score == pytest.approx(0.8)
+    assert result.confidence == pytest.approx(0.8)
     assert result.threshold == 0.7
     assert result.positive is True
 
@@ -41,7 +41,7 @@ def test_positive_below_threshold_gives_the_other_label() -> None:
     result = interpret(np.array([0.4, 0.6]), BINARY)
 
     assert result.prediction == "no_finding"
-    assert result.confidence_score == pytest.approx(0.6)  # still the positive class's probability
+    assert result.confidence == pytest.approx(0.6)  # still the positive class's probability
     assert result.positive is False
 
 
@@ -50,7 +50,7 @@ def test_positive_equal_to_threshold_is_not_positive() -> None:
 
     result = interpret(np.array([0.25, 0.75]), meta)  # both exact in binary floating point
 
-    assert result.confidence_score == 0.75
+    assert result.confidence == 0.75
     assert result.prediction == "no_finding"
 
 
@@ -76,7 +76,7 @@ def test_logits_go_through_softmax() -> None:
 
     result = interpret(logits, meta)
 
-    assert result.confidence_score == pytest.approx(math.exp(2) / (1 + math.exp(2)))
+    assert result.confidence == pytest.approx(math.exp(2) / (1 + math.exp(2)))
     assert result.prediction == "pneumonia"  # 0.881 > 0.7
     assert result.outputs == [0.0, 2.0]  # the raw logits, not the probabilities
 
@@ -93,7 +93,7 @@ def test_multiclass_likeliest_label_above_threshold() -> None:
     result = interpret(np.array([0.1, 0.7, 0.2]), THREE)
 
     assert result.prediction == "melanoma"
-    assert result.confidence_score == pytest.approx(0.7)
+    assert result.confidence == pytest.approx(0.7)
     assert result.positive is None  # no positive class: no positive rate
 
 
@@ -108,7 +108,7 @@ def test_multiclass_indeterminate_unless_threshold_exceeded(
     result = interpret(np.array(row), meta)
 
     assert result.prediction == INDETERMINATE
-    assert result.confidence_score == 0.5
+    assert result.confidence == 0.5
 
 
 def test_outputs_are_the_raw_row_as_floats() -> None:
@@ -118,7 +118,7 @@ def test_outputs_are_the_raw_row_as_floats() -> None:
 
     assert result.outputs == [0.25, 0.75]
     assert all(type(v) is float for v in result.outputs)
-    assert type(result.confidence_score) is float
+    assert type(result.confidence) is float
 
 
 def test_single_output_models_are_refused_they_cannot_say_no() -> None:

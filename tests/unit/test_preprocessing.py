@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from serve_app.catalog.spec import Layout, ModelMetadata, ModelSpec
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import LUMA, match_channels, normalize, prepare, resize
-from serve_app.registry.spec import Layout, ModelMetadata, ModelSpec
 from tests.unit.onnx_builders import make_spec
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from deployments.audit_writer import ServeTrail
-from serve_app.audit.events import AuditEvent, InferenceRecord
+from serve_app.audit.events import AuditEvent
 from serve_app.audit.group_commit import commit_each
 from serve_app.audit.trail import MemoryTrail
 from serve_app.errors import InvalidInput, OutcomeUnknown, ServiceUnavailable
+from serve_app.records.inference import InferenceRecord
 
 
 class Method:
@@ -52,9 +53,18 @@ async def database_down(*_: Any) -> None:
 def answer(inference_id: str) -> AuditEvent:
     confidence = math.nan if inference_id.endswith("nan") else 0.8
     return AuditEvent.inference(
-        "dr-who",
-        "clinician",
-        InferenceRecord(inference_id, "chest", "1", (0.2, 0.8), confidence, "pneumonia", 0.5, 3.0),
+        InferenceRecord(
+            inference_id=inference_id,
+            model_name="chest",
+            model_version="1",
+            outputs=(0.2, 0.8),
+            confidence=confidence,
+            prediction="pneumonia",
+            threshold=0.5,
+            latency_ms=3.0,
+            requested_by="dr-who",
+            role="clinician",
+        )
     )
 
 

@@ -10,16 +10,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from serve_app.audit.events import StatusChange
+from serve_app.catalog.routes import RouteConfig
+from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.status import ModelStatus
 from serve_app.errors import Conflict, InvalidInput, NotFound
-from serve_app.registry.spec import ModelSpec
-from serve_app.routing.ab import RouteConfig
+from serve_app.records.model import StatusChange
 from serve_app.routing.admission import check_loaded, check_retirements, check_route
 from serve_app.routing.plan import ServingPlan
 from serve_app.routing.stats import summarize
 from serve_app.runtime.onnx_model import inspect_model
 from serve_app.schemas.routes import RouteOut
-from serve_app.storage.models import ModelStatus
 from tests.unit.onnx_builders import tiny_classifier
 from tests.unit.test_ab_routing import REQUESTS, assert_within_3_sigma, pseudonyms
 

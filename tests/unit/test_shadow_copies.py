@@ -1,90 +1,113 @@
-"""Shadow copies: sent after the answer, at most ``max_in_flight`` at once (the rest are
-dropped and counted, never queued), stored with the answer they ran beside; a failing
-copy reaches no client."""
+"""Shadow copies: started by the pipeline beside the answer, from the image it already
+decoded; at most ``max_in_flight`` at once (the rest are dropped and counted, never
+queued), stored with the answer they ran beside; a failing copy reaches no client."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from datetime import UTC, datetime
 
 import numpy as np
 
 from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.tokens import Principal
-from serve_app.codecs.types import DecodedImage, ImageFormat
-from serve_app.errors import NotFound
-from serve_app.http.metrics import Metrics
-from serve_app.http.shadows import ShadowCopies
-from serve_app.pipeline import Job, Outcome, Prediction
-from serve_app.runtime.postprocess import Interpretation
-from serve_app.schemas.infer import InferResponse
+from serve_app.catalog.routes import RouteConfig
+from serve_app.catalog.spec import ModelSpec
+from serve_app.codecs.types import EncodedImage, ImageFormat
+from serve_app.job import Job
+from serve_app.pipeline import Pipeline
+from serve_app.records.inference import InferenceRecord
+from serve_app.routing.plan import ServingPlan
+from serve_app.runtime.onnx_model import inspect_model
+from serve_app.schemas.routes import RouteOut
+from serve_app.settings import Settings
+from serve_app.shadows import ShadowCopies
+from tests.images import encode
+from tests.unit.onnx_builders import tiny_classifier
 
 CALLER = Principal("dr-who", "clinician")
-ANSWER = InferResponse(
-    inference_id="answer-1", model_name="chest", model_version="1", outputs=[0.9, 0.1],
-    labels=["no", "yes"], confidence_score=0.1, prediction="no", threshold=0.5,
-    latency_ms=3.0, endpoint="chest-ab", arm="chest:1",
-)  # fmt: skip
-JOB = Job(DecodedImage(np.zeros((64, 64, 1), np.uint8), ImageFormat.PIXELS), "chest-ab")
+FILE = tiny_classifier([None, 1, 64, 64], labels=["no", "yes"])
+PNG = encode(np.full((64, 64, 1), 128, np.uint8), "PNG")
 
 
-class GatedBackend:
-    """Answers each job with the version it pins, once ``gate`` opens; counts calls."""
+def spec(ref: str) -> ModelSpec:
+    return inspect_model(FILE, *ref.split(":"))
+
+
+def routed(shadows: list[str]) -> ServingPlan:
+    config = RouteConfig(arms=[{"model": "chest:1", "weight": 1}], shadow=shadows)
+    route = RouteOut.stored("chest-ab", config.model_dump(mode="json"), "eng", datetime.now(UTC))
+    refs = ["chest:1", *shadows]
+    return ServingPlan({"chest": spec("chest:1")}, {"chest-ab": route}, {r: spec(r) for r in refs})
+
+
+class GatedModel:
+    """``call_model``: answers the version it is asked for once ``gate`` opens (the answer
+    at once); a version named ``missing`` fails."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
-        self.jobs: list[Job] = []
+        self.versions: list[str] = []
 
-    async def infer(self, jobs: list[Job]) -> list[Outcome]:
-        self.jobs += jobs
-        await self.gate.wait()
-        name, _, version = (jobs[0].model or "").partition(":")
-        if version == "missing":
-            return [NotFound("gone", field="model", rule="served")]
-        interpretation = Interpretation([0.2, 0.8], 0.8, "yes", 0.5, positive=True)
-        return [Prediction(name, version, ["no", "yes"], interpretation)]
-
-    async def readiness(self) -> list:
-        return []
+    async def __call__(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
+        self.versions.append(spec.ref)
+        if spec.version != "1":
+            await self.gate.wait()
+        if spec.version == "missing":
+            raise RuntimeError("the runner is gone")
+        return np.tile(np.array([[0.2, 0.8]], np.float32), (len(tensor), 1))
 
 
-def copies_of(metrics: Metrics, outcome: str) -> float:
-    return metrics.registry.get_sample_value("medai_shadow_copies_total", {"outcome": outcome})
+def scenario(shadows: list[str], max_in_flight: int, answers: int = 1) -> tuple:
+    async def run() -> tuple:
+        trail, counts, model = MemoryTrail(), Counter[str](), GatedModel()
+        copies = ShadowCopies(trail, lambda outcome: counts.update([outcome]), max_in_flight)
+        settings = Settings(models=[{"name": "chest"}], default_model="chest")
+        pipeline = Pipeline(settings, {"chest": spec("chest:1")}, model, copies)
+        pipeline.follow(routed(shadows))
+        decodes = 0
+        decode = pipeline.decode
+
+        def counted(image: EncodedImage) -> object:
+            nonlocal decodes
+            decodes += 1
+            return decode(image)
+
+        pipeline.decode = counted  # type: ignore[assignment]  # counts decodes
+        image = EncodedImage(PNG, ImageFormat.PNG)
+        outcomes = []
+        for _ in range(answers):
+            outcomes += await pipeline.infer([Job.accept(image, CALLER, "chest-ab")])
+        model.gate.set()
+        while copies._tasks:
+            await asyncio.sleep(0.01)
+        return outcomes, trail, counts, model, decodes
+
+    return asyncio.run(run())
 
 
 def test_copies_beyond_the_limit_are_dropped_and_the_rest_stored() -> None:
-    async def scenario() -> tuple[GatedBackend, MemoryTrail, Metrics]:
-        backend, trail, metrics = GatedBackend(), MemoryTrail(), Metrics()
-        shadows = ShadowCopies(backend, trail, metrics, max_in_flight=2)
-        shadows.send(JOB, ANSWER, ("chest:2", "chest:3", "chest:4"), CALLER, None)
-        shadows.send(JOB, ANSWER, ("chest:5",), CALLER, None)
-        await asyncio.sleep(0)  # NOTE: the copies start; the gate holds them
-        backend.gate.set()
-        while shadows._tasks:
-            await asyncio.sleep(0.01)
-        return backend, trail, metrics
+    outcomes, trail, counts, model, decodes = scenario(["chest:2", "chest:3", "chest:4"], 2)
 
-    backend, trail, metrics = asyncio.run(scenario())
-
-    assert [job.model for job in backend.jobs] == ["chest:2", "chest:3"]
-    assert copies_of(metrics, "dropped") == 2 and copies_of(metrics, "stored") == 2
-    stored = sorted(trail.results.values(), key=lambda r: r.model_version)
-    assert [(r.arm, r.endpoint, r.shadow_of, r.positive) for r in stored] == [
-        ("chest:2", "chest-ab", "answer-1", True),
-        ("chest:3", "chest-ab", "answer-1", True),
+    (answer,) = outcomes
+    assert isinstance(answer, InferenceRecord) and answer.arm == "chest:1"
+    assert answer.inference_id not in trail.results  # the answer is the ingress's to store
+    assert sorted(model.versions) == ["chest:1", "chest:2", "chest:3"]
+    assert counts == {"dropped": 1, "stored": 2}
+    stored = sorted(trail.results.values(), key=lambda r: r.arm or "")
+    assert [(r.arm, r.endpoint, r.shadow_of, r.positive, r.requested_by) for r in stored] == [
+        ("chest:2", "chest-ab", answer.inference_id, None, "dr-who"),
+        ("chest:3", "chest-ab", answer.inference_id, None, "dr-who"),
     ]
-    assert {e.details["shadow_of"] for e in trail.chain} == {"answer-1"}
+    assert {r.inference_id for r in stored}.isdisjoint({answer.inference_id})
+    assert {e.details["shadow_of"] for e in trail.chain} == {answer.inference_id}
+    assert decodes == 1  # the copies ran on the image the answer decoded
 
 
 def test_a_failing_copy_is_counted_and_stores_nothing() -> None:
-    async def scenario() -> tuple[MemoryTrail, Metrics]:
-        backend, trail, metrics = GatedBackend(), MemoryTrail(), Metrics()
-        backend.gate.set()
-        shadows = ShadowCopies(backend, trail, metrics, max_in_flight=4)
-        shadows.send(JOB, ANSWER, ("chest:missing",), CALLER, None)
-        while shadows._tasks or not copies_of(metrics, "failed"):
-            await asyncio.sleep(0.01)
-        return trail, metrics
+    outcomes, trail, counts, _, _ = scenario(["chest:missing"], 4)
 
-    trail, metrics = asyncio.run(scenario())
-    assert copies_of(metrics, "failed") == 1
+    assert isinstance(outcomes[0], InferenceRecord)
+    assert counts == {"failed": 1}
     assert trail.results == {} and trail.chain == []

@@ -3,8 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serve_app.errors import InvalidInput
-from serve_app.registry.spec import (
+from serve_app.catalog.spec import (
     Layout,
     ModelMetadata,
     dims,
@@ -12,6 +11,7 @@ from serve_app.registry.spec import (
     numpy_dtype,
     parse_metadata,
 )
+from serve_app.errors import InvalidInput
 from tests.unit.onnx_builders import make_spec
 
 

@@ -6,7 +6,7 @@ import re
 
 from serve_app.settings import REPO_ROOT
 
-TYPED = ("serve_app", "deployments")
+TYPED = ("serve_app", "deployments", "medai_cli")
 IGNORE = re.compile(r"#\s*type:\s*ignore")
 EXPLAINED = re.compile(r"#\s*type:\s*ignore\[[a-z0-9-]+(,\s*[a-z0-9-]+)*\]\s+#\s*\S")
 

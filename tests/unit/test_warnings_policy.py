@@ -14,7 +14,9 @@ def warn_from(module: str, category: type[Warning]) -> list[warnings.WarningMess
     return seen
 
 
-@pytest.mark.parametrize("module", ["serve_app.pipeline", "deployments.app", "tests.unit.x"])
+@pytest.mark.parametrize(
+    "module", ["serve_app.pipeline", "deployments.app", "medai_cli.main", "tests.unit.x"]
+)
 @pytest.mark.parametrize("category", [UserWarning, DeprecationWarning, RuntimeWarning])
 def test_a_warning_from_our_code_is_an_error(module: str, category: type[Warning]) -> None:
     with pytest.raises(category):

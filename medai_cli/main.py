@@ -8,10 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from serve_app.cli_models import add_model_commands, add_route_commands
+from medai_cli.common import config_settings, local_token
+from medai_cli.models import add_model_commands, add_route_commands
 from serve_app.settings import REPO_ROOT, Settings
-
-APP_IMPORT = "deployments.app:build_app"
 
 HIGH_THROUGHPUT_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 """Ray Serve's HAProxy ingress + throughput-optimized mode (see README, "Serving modes")."""
@@ -33,8 +32,8 @@ def serve_env(high_throughput: bool) -> dict[str, str]:
 
 def build_demo_models(settings: Settings, include_on_demand: bool = False) -> list[str]:
     """Build and register the demo models missing from the store; return their refs."""
+    from serve_app.catalog.store import ModelStore
     from serve_app.demo_models import DEMO_MODELS
-    from serve_app.registry.store import ModelStore
     from serve_app.runtime.onnx_model import inspect_model
 
     store = ModelStore(settings.model_store)
@@ -50,15 +49,6 @@ def build_demo_models(settings: Settings, include_on_demand: bool = False) -> li
     return built
 
 
-def config_settings(config: Path) -> Settings:
-    """The settings the app deployed from ``config`` runs with: its ``args`` over ``MEDAI_*``."""
-    import yaml
-
-    apps = yaml.safe_load(config.read_text()).get("applications", [])
-    args = next((a.get("args") or {} for a in apps if a.get("import_path") == APP_IMPORT), {})
-    return Settings(**args)
-
-
 def parse_duration(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``1h``, ``7d`` in seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -70,18 +60,6 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError("the duration must be positive")
     return seconds
-
-
-def local_token(settings: Settings, sub: str, role: str, ttl_s: float | None = None) -> str:
-    """A token signed with this machine's HS256 secret (the environment's, or the generated
-    development one): what ``medai token``, the benchmark and the load test send."""
-    from serve_app.auth.credentials import load_credentials
-    from serve_app.auth.tokens import mint
-
-    secret = load_credentials(settings).jwt_secret
-    assert secret is not None  # load_credentials refuses to go on without one
-    ttl = ttl_s or settings.auth.token_ttl_s
-    return mint(settings.auth, secret.get_secret_value(), sub, role, ttl, algorithm="HS256")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -146,14 +124,14 @@ async def verify_trail(settings: Settings) -> dict[str, object]:
 
     Raises ``ConfigurationError`` when there is no database (or an unmigrated one).
     """
-    from serve_app.audit.writer import AuditWriter
+    from serve_app.audit.writer import ChainWriter
     from serve_app.auth.credentials import load_credentials
     from serve_app.schemas.audit import ChainVerification
     from serve_app.storage import open_database
 
     credentials = load_credentials(settings, need={"audit_signing_key"})
     async with await open_database(settings, migrate=False) as database:
-        writer = AuditWriter.from_settings(settings, credentials, database)
+        writer = ChainWriter.from_settings(settings, credentials, database)
         return ChainVerification.model_validate(await writer.verify()).model_dump(mode="json")
 
 
@@ -173,17 +151,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 async def reanchor_trail(settings: Settings, actor: str, reason: str) -> dict[str, object]:
-    """Record the operator's decision in the chain and sign over it (see AuditWriter)."""
+    """Record the operator's decision in the chain and sign over it (see ChainWriter)."""
     from dataclasses import asdict
 
-    from serve_app.audit.writer import AuditWriter
+    from serve_app.audit.writer import ChainWriter
     from serve_app.auth.credentials import load_credentials
     from serve_app.schemas.audit import ChainVerification
     from serve_app.storage import open_database
 
     credentials = load_credentials(settings, need={"audit_signing_key"})
     async with await open_database(settings) as database:
-        writer = AuditWriter.from_settings(settings, credentials, database)
+        writer = ChainWriter.from_settings(settings, credentials, database)
         try:
             checkpoint, found = await writer.reanchor(actor, reason)
         finally:
@@ -290,7 +268,3 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

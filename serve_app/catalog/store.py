@@ -18,8 +18,8 @@ import tempfile
 from http import HTTPStatus
 from pathlib import Path
 
+from serve_app.catalog.spec import ModelSpec
 from serve_app.errors import MedAIError, NotFound
-from serve_app.registry.spec import ModelSpec
 
 
 class TamperedModel(MedAIError):

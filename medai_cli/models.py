@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medai_cli.common import config_settings, local_token
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -23,8 +25,6 @@ def _token(args: argparse.Namespace) -> str:
     token = args.token or os.environ.get("MEDAI_TOKEN")
     if token:
         return token
-    from serve_app.cli import config_settings, local_token
-
     return local_token(config_settings(args.config), args.as_sub, "ml_engineer", ttl_s=600)
 
 
