@@ -15,9 +15,11 @@ serve: setup
 	$(VENV)/bin/medai serve
 
 # The static gates first (seconds), so a style or type error fails before the suite
-# starts. Then everything once (Ray-served tests in Ray Serve's default mode), then the
-# Ray-served tests again in the HAProxy + throughput-optimized mode `serve` uses,
-# then the crash tests, which start whole servers of their own, apart.
+# starts. Then everything once (Ray-served tests in Ray Serve's default mode, the served
+# app on SQLite), then the Ray-served tests again in the HAProxy + throughput-optimized
+# mode `serve` uses, the served app on PostgreSQL (a fresh schema in the storage tests'
+# server, dropped after): each database served once, no third pass. Then the crash
+# tests, which start whole servers of their own, apart.
 test: lint typecheck
 	$(PY) -m pytest -m "not crash"
 	MEDAI_TEST_SERVE_MODE=high-throughput $(PY) -m pytest -m serve

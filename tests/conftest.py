@@ -1,8 +1,10 @@
 """Fixtures shared by every test layer.
 
 ``MEDAI_TEST_SERVE_MODE=high-throughput`` runs the Ray-served tests in Ray
-Serve's HAProxy + throughput-optimized mode (what ``medai serve`` uses);
-the default is Ray Serve's default mode. ``make test`` runs both.
+Serve's HAProxy + throughput-optimized mode (what ``medai serve`` uses), with the
+served app's storage on PostgreSQL (a schema of its own, ``tests/postgres.py``);
+the default is Ray Serve's default mode on SQLite. ``make test`` runs both, so the
+served suite runs on each database without running twice on either.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from serve_app.auth.credentials import Credentials, load_credentials
 from serve_app.auth.tokens import mint
 from serve_app.settings import Settings
 
+HIGH_THROUGHPUT = os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput"
 # NOTE: Ray reads these when ray.serve is first imported and when Ray starts, so
 # they are set here, before any test module imports Ray.
-os.environ.update(serve_env(os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput"))
+os.environ.update(serve_env(HIGH_THROUGHPUT))
 # The secrets every test's server runs with, as a deployment would have them: in the
 # environment, which the Ray workers inherit. Fresh each session.
 os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)
@@ -93,7 +96,24 @@ def token_for(settings: Settings, credentials: Credentials) -> TokenFactory:
 
 
 @pytest.fixture(scope="session")
-def served(server_args: dict[str, Any]) -> Iterator[str]:
+def served_storage() -> Iterator[dict[str, Any]]:
+    """The served app's ``storage`` args: PostgreSQL in high-throughput mode, else none
+    (SQLite in ``data_dir``, as the in-process app).
+
+    A write waits up to a minute for the chain's lock (5 s by default), so that a test can
+    hold a write inside the database while it kills the writer's replica.
+    """
+    if not HIGH_THROUGHPUT:
+        yield {}
+        return
+    from tests.postgres import fresh_schema
+
+    with fresh_schema() as url:
+        yield {"storage": {"database_url": url, "lock_timeout_s": 60}}
+
+
+@pytest.fixture(scope="session")
+def served(server_args: dict[str, Any], served_storage: dict[str, Any]) -> Iterator[str]:
     """``serve_config.yaml`` deployed on one real local Ray instance for the whole session.
 
     Yields the base URL. Ray is shut down at the end of the session.
@@ -104,7 +124,7 @@ def served(server_args: dict[str, Any]) -> Iterator[str]:
     from deployments.local import deploy, load_config
     from tests.ports import free_port
 
-    config = load_config(port=free_port(), args=server_args)
+    config = load_config(port=free_port(), args=server_args | served_storage)
     try:
         yield deploy(config)
     finally:

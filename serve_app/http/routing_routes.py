@@ -16,7 +16,7 @@ from serve_app.schemas.models import NAME_PATTERN
 from serve_app.schemas.problem import problem_responses
 from serve_app.schemas.routes import MAX_STATS_RESULTS, RouteOut, RouteStats
 
-ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 Engineer = Annotated[Principal, require(Permission.MANAGE_ROUTES)]
 Viewer = Annotated[Principal, require(Permission.MANAGE_ROUTES, Permission.READ_AUDIT)]
 Endpoint = Annotated[

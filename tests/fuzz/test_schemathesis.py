@@ -2,7 +2,11 @@
 
 Every operation, /infer/file's multipart body included, goes through Schemathesis'
 examples, coverage (boundary values, wrong methods, missing headers) and fuzzing
-phases with a clinician's token. No answer may be a 5xx; every status code, content
+phases twice: with a clinician's token, and with an admin's, whose requests get past
+the 403 of every operation a clinician may not use (the registry, routes, the audit
+trail, every result). The admin's run has a model store and data directory of its
+own, as what it registers and promotes must not reach the other tests' servers.
+No answer may be a 5xx; every status code, content
 type, header and body must be the ones the schema documents; an operation that
 declares the bearer scheme must refuse a request without a valid token.
 
@@ -15,11 +19,19 @@ an integer).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from schemathesis import Case
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from medai_cli.main import build_demo_models
+from serve_app.auth.credentials import load_credentials
+from serve_app.http.app import create_local_app
+from serve_app.settings import Settings
+from tests.conftest import TokenFactory
 
 CHECKS = (
     "not_a_server_error",
@@ -34,9 +46,7 @@ CHECKS = (
 )
 
 
-@pytest.fixture(scope="session")
-def api_schema(fuzz_app: FastAPI, bearer: dict[str, str]) -> OpenApiSchema:
-    token = bearer["Authorization"].removeprefix("Bearer ")
+def openapi_schema(app: FastAPI, token: str) -> OpenApiSchema:
     config = schemathesis.Config.from_dict(
         {
             "seed": 20240917,
@@ -45,7 +55,23 @@ def api_schema(fuzz_app: FastAPI, bearer: dict[str, str]) -> OpenApiSchema:
             "auth": {"openapi": {"HTTPBearer": {"bearer": token}}},
         }
     )
-    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
+    return schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+
+
+@pytest.fixture(scope="session")
+def clinician_schema(fuzz_app: FastAPI, bearer: dict[str, str]) -> OpenApiSchema:
+    return openapi_schema(fuzz_app, bearer["Authorization"].removeprefix("Bearer "))
+
+
+@pytest.fixture(scope="session")
+def admin_schema(
+    server_args: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, token_for: TokenFactory
+) -> OpenApiSchema:
+    own = {name: tmp_path_factory.mktemp(f"admin_fuzz_{name}") for name in ("models", "data")}
+    settings = Settings(**server_args | {"model_store": own["models"], "data_dir": own["data"]})
+    build_demo_models(settings)
+    app = create_local_app(settings, load_credentials(settings))
+    return openapi_schema(app, token_for("admin"))
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +82,15 @@ def _pytest_node_id(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+clinician = schemathesis.pytest.from_fixture("clinician_schema")
+admin = schemathesis.pytest.from_fixture("admin_schema")
 
 
-@schema.parametrize()
+@clinician.parametrize()
 def test_every_operation_answers_as_its_schema_documents(case: Case) -> None:
+    case.call_and_validate()
+
+
+@admin.parametrize()
+def test_every_operation_answers_an_admin_as_its_schema_documents(case: Case) -> None:
     case.call_and_validate()

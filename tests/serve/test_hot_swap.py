@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -40,25 +41,48 @@ def variant(model_store: Path, threshold: float, tag: str = "") -> bytes:
     return model.SerializeToString()
 
 
+@dataclass(frozen=True)
+class Answer:
+    swaps: int
+    """How many swaps had returned when the request was sent."""
+    status: int
+    version: str | None
+    threshold: float | None
+
+
 class Load:
-    """``CLIENTS`` threads posting /infer until stopped, keeping every answer."""
+    """``CLIENTS`` threads posting /infer until stopped, each keeping its own answers and
+    the exception that ended it, if one did: a client that dies must fail the test, not
+    leave the others to make up its count."""
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         self.base_url, self.headers = base_url, headers
-        self.answers: list[tuple[int, str | None, float | None]] = []
+        self.swaps = 0
+        self.answers: list[list[Answer]] = [[] for _ in range(CLIENTS)]
+        self.errors: list[BaseException | None] = [None] * CLIENTS
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._client, args=(i,)) for i in range(CLIENTS)]
 
     def _client(self, index: int) -> None:
-        with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=60) as client:
-            seed = 5000 + index * 10_000
-            while not self.stop.is_set():
-                seed += 1
-                response = client.post("/infer", json=infer_body(pixels(seed, 64, 64)))
-                body = response.json() if response.status_code == 200 else {}
-                self.answers.append(
-                    (response.status_code, body.get("model_version"), body.get("threshold"))
-                )
+        try:
+            with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=60) as client:
+                seed = 5000 + index * 10_000
+                while not self.stop.is_set():
+                    seed += 1
+                    swaps = self.swaps
+                    response = client.post("/infer", json=infer_body(pixels(seed, 64, 64)))
+                    body = response.json() if response.status_code == 200 else {}
+                    self.answers[index].append(
+                        Answer(
+                            swaps,
+                            response.status_code,
+                            body.get("model_version"),
+                            body.get("threshold"),
+                        )
+                    )
+        # NOTE: whatever ends a client is kept: the test fails naming it.
+        except BaseException as error:
+            self.errors[index] = error
 
     def __enter__(self) -> Load:
         for thread in self.threads:
@@ -70,14 +94,41 @@ class Load:
         for thread in self.threads:
             thread.join(timeout=60)
 
+    def swapped(self) -> None:
+        """A swap has returned: what clients send from now on counts towards the next."""
+        self.swaps += 1
+
     def until(self, version: str, timeout_s: float = 60) -> None:
-        seen = len(self.answers)
+        """Wait until every client has been answered by ``version`` since the last swap."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if sum(a[1] == version for a in self.answers[seen:]) >= CLIENTS:
+            self.assert_no_client_died()
+            waiting = [
+                i for i, answers in enumerate(self.answers) if not self._served(answers, version)
+            ]
+            if not waiting:
                 return
             time.sleep(0.2)
-        pytest.fail(f"{version} did not start serving within {timeout_s}s")
+        pytest.fail(f"clients {waiting} were not served by {version} within {timeout_s}s")
+
+    def _served(self, answers: list[Answer], version: str) -> bool:
+        return any(a.swaps == self.swaps and a.version == version for a in reversed(answers))
+
+    def assert_no_client_died(self) -> None:
+        died = {i: repr(error) for i, error in enumerate(self.errors) if error is not None}
+        assert not died, f"clients raised: {died}"
+
+    def assert_every_client_stayed_healthy(self) -> None:
+        """No client hung or died, and each sent requests after every swap."""
+        hung = [i for i, thread in enumerate(self.threads) if thread.is_alive()]
+        assert not hung, f"clients {hung} did not stop"
+        self.assert_no_client_died()
+        for index, answers in enumerate(self.answers):
+            sent = {a.swaps for a in answers}
+            assert sent == set(range(self.swaps + 1)), f"client {index} sent after swaps {sent}"
+
+    def everything(self) -> list[Answer]:
+        return [answer for answers in self.answers for answer in answers]
 
 
 def as_role(token_for: TokenFactory, role: str) -> dict[str, str]:
@@ -105,16 +156,20 @@ def test_promote_and_roll_back_under_load_fail_no_request(
         load.until(BASE_VERSION)
         promoted = promote(engineer, "2.0-swap", "production")
         assert promoted.status_code == 200, promoted.text
+        load.swapped()
         load.until("2.0-swap")
         rolled_back = engineer.post(f"/models/{MODEL}/rollback", json={"to_version": BASE_VERSION})
         assert rolled_back.status_code == 200, rolled_back.text
+        load.swapped()
         load.until(BASE_VERSION)
 
-    statuses = {status for status, _, _ in load.answers}
+    load.assert_every_client_stayed_healthy()
+    answers = load.everything()
+    statuses = {a.status for a in answers}
     assert statuses == {200}, f"non-200 answers during the swaps: {statuses}"
-    thresholds = {(version, threshold) for _, version, threshold in load.answers}
+    thresholds = {(a.version, a.threshold) for a in answers}
     assert thresholds == {(BASE_VERSION, 0.85), ("2.0-swap", 0.5)}
-    print(f"{len(load.answers)} answers over two swaps, all 200")
+    print(f"{len(answers)} answers from {CLIENTS} clients over two swaps, all 200")
 
 
 def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(

@@ -1,41 +1,24 @@
 """Every test here runs against both SQLite (a temporary file) and PostgreSQL.
 
-PostgreSQL is the server CI provides (``MEDAI_TEST_POSTGRES_URL``, by default
-``postgres://postgres@127.0.0.1:5432/test``). Each test gets a schema of its own in that
-database, dropped afterwards, so runs side by side never see each other's rows. When the
-server is unreachable the tests fail: CI must not pass by skipping them.
+PostgreSQL is the server CI provides (``tests/postgres.py``); each test gets a schema of
+its own in it, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 
 from serve_app.settings import Settings
 from serve_app.storage import Database, open_database
-
-POSTGRES_URL = os.environ.get("MEDAI_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+from tests.postgres import fresh_schema
 
 T = TypeVar("T")
 Scenario = Callable[[Callable[[Database], Awaitable[T]]], T]
-
-
-async def _admin(sql: str) -> None:
-    try:
-        connection = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable ({error}); these tests need it")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,12 +26,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'medai.sqlite3'}"
         return
-    schema = f"medai_test_{os.getpid()}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?schema={schema}"
-    finally:
-        asyncio.run(_admin(f'DROP SCHEMA "{schema}" CASCADE'))
+    with fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture

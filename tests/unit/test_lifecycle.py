@@ -6,8 +6,26 @@ import pytest
 
 from serve_app.registry.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, ModelState
 
-LEGAL = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets)]
-ILLEGAL = [(a, b) for a, b in itertools.product(ModelState, repeat=2) if b not in TRANSITIONS[a]]
+REGISTERED, LOADING, READY, DRAINING, RETIRED, FAILED = (
+    ModelState.REGISTERED,
+    ModelState.LOADING,
+    ModelState.READY,
+    ModelState.DRAINING,
+    ModelState.RETIRED,
+    ModelState.FAILED,
+)
+LEGAL = [
+    (REGISTERED, LOADING),
+    (LOADING, READY),
+    (LOADING, FAILED),
+    (READY, DRAINING),
+    (DRAINING, RETIRED),
+    (FAILED, LOADING),
+]
+"""The spec (compliance/TRACEABILITY.md CFR-11.10(f)-1, README "Lifecycle"): registered ->
+loading -> ready -> draining -> retired, or loading -> failed, and a failed model may load
+again. Written out here rather than read from ``TRANSITIONS``, so that a changed table fails."""
+ILLEGAL = sorted(set(itertools.product(ModelState, repeat=2)) - set(LEGAL))
 
 # The shortest legal path from REGISTERED to each state.
 PATH_TO = {
@@ -35,6 +53,8 @@ def lifecycle_in(state: ModelState) -> Lifecycle:
 
 def test_every_state_has_a_transition_entry() -> None:
     assert set(TRANSITIONS) == set(ModelState)
+    table = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    assert table == set(LEGAL)
     assert set(PATH_TO) == set(ModelState)
 
 
