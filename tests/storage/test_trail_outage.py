@@ -82,6 +82,28 @@ async def assert_trail_holds_only_the_answers(trail: DatabaseTrail, answered: li
     assert verification.valid, verification
 
 
+async def refused_while_held(
+    trail: DatabaseTrail,
+    send: Send,
+    database_url: str,
+    refuse: Callable[[], Awaitable[httpx.Response]],
+) -> None:
+    """An answer stored before and one after ``refuse``, which runs while the chain's
+    table is held and must be refused with nothing returned or stored."""
+    before = await send(1)
+    assert before.status_code == 200, before.text
+    release = await hold_the_chain(database_url)
+    try:
+        refused = await refuse()
+    finally:
+        await release()
+    assert_refused_with_nothing_returned(refused)
+    after = await send(3)
+    assert after.status_code == 200, after.text
+    answered = [r.json()["inference_id"] for r in (before, after)]
+    await assert_trail_holds_only_the_answers(trail, answered)
+
+
 def test_a_locked_chain_is_a_503_and_the_trail_verifies_after(
     server_args: dict[str, Any],
     credentials: Credentials,
@@ -92,18 +114,7 @@ def test_a_locked_chain_is_a_503_and_the_trail_verifies_after(
     settings = app_settings(server_args, database_url, tmp_path, lock_timeout_s=0.5)
 
     async def scenario(trail: DatabaseTrail, send: Send) -> None:
-        before = await send(1)
-        assert before.status_code == 200, before.text
-        release = await hold_the_chain(database_url)
-        try:
-            refused = await send(2)
-        finally:
-            await release()
-        assert_refused_with_nothing_returned(refused)
-        after = await send(3)
-        assert after.status_code == 200, after.text
-        answered = [r.json()["inference_id"] for r in (before, after)]
-        await assert_trail_holds_only_the_answers(trail, answered)
+        await refused_while_held(trail, send, database_url, lambda: send(2))
 
     asyncio.run(served(settings, credentials, clinician, scenario))
 
@@ -120,21 +131,13 @@ def test_a_writer_connection_killed_mid_write_is_a_503_and_the_trail_verifies_af
     settings = app_settings(server_args, database_url, tmp_path, lock_timeout_s=60)
 
     async def scenario(trail: DatabaseTrail, send: Send) -> None:
-        before = await send(1)
-        assert before.status_code == 200, before.text
-        release = await hold_the_chain(database_url)
-        try:
+        async def killed() -> httpx.Response:
             # NOTE: the write waits on the lock, so it is terminated inside its transaction.
             write = asyncio.create_task(send(2))
             await terminate_the_waiting_writer(database_url)
-            refused = await write
-        finally:
-            await release()
-        assert_refused_with_nothing_returned(refused)
-        after = await send(3)
-        assert after.status_code == 200, after.text
-        answered = [r.json()["inference_id"] for r in (before, after)]
-        await assert_trail_holds_only_the_answers(trail, answered)
+            return await write
+
+        await refused_while_held(trail, send, database_url, killed)
 
     asyncio.run(served(settings, credentials, clinician, scenario))
 
