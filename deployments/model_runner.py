@@ -83,8 +83,10 @@ class ModelRunner:
         return self.lifecycle.state
 
     def stats(self) -> dict[str, float]:
-        """Counters of this replica: calls received, images run, ONNX Runtime runs and seconds."""
+        """Counters of this replica: calls received, images run, ONNX Runtime runs and seconds;
+        and images waiting now."""
         return {
+            "queued": self.combiner.queued,
             "calls": self.calls,
             "images": self.images,
             "batches": self.batches,

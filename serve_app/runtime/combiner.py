@@ -58,8 +58,8 @@ class Combiner:
 
     @property
     def queued(self) -> int:
-        """Requests waiting for a run slot (or for company)."""
-        return sum(not q.result.done() for q in self._queue)
+        """Images waiting for a run slot (or for company)."""
+        return sum(len(q.tensor) for q in self._queue if not q.result.done())
 
     def _next(self) -> tuple[list[_Queued], list[_Queued]]:
         """The oldest request and every later one of its version that fits in ``max_rows``;

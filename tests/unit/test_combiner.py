@@ -177,3 +177,22 @@ def test_the_wait_for_company_ends_and_the_request_runs_alone() -> None:
         return model
 
     assert asyncio.run(scenario()).runs == [("v1", 1)]
+
+
+def test_queued_counts_the_images_waiting_not_those_running_or_gone() -> None:
+    async def scenario() -> list[int]:
+        model = GatedModel()
+        combiner = Combiner(model.run, max_rows=16)
+        first = await busy(model, combiner)
+        kept = asyncio.create_task(combiner.submit("v1", request(1, rows=3)))
+        gone = asyncio.create_task(combiner.submit("v1", request(2, rows=2)))
+        await asyncio.sleep(0.01)
+        counts = [combiner.queued]
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        counts.append(combiner.queued)
+        model.gate.set()
+        await asyncio.gather(first, kept)
+        return [*counts, combiner.queued]
+
+    assert asyncio.run(scenario()) == [5, 3, 0]
