@@ -17,25 +17,16 @@ from serve_app.runtime.versions import LoadedVersions
 from serve_app.runtime.workdir import enter_empty_directory
 from serve_app.settings import Settings
 
-HANDED_OVER_BATCHES = 1024
-"""Batches ``@serve.batch`` may hand the combiner at once: in effect no limit, since
-each request in flight is already bounded by the deployment's max_ongoing_requests."""
-
-
-def rows(tensors: list[np.ndarray]) -> int:
-    """A batch's size in images: each request may already carry several."""
-    return sum(len(t) for t in tensors)
-
 
 @serve.deployment(max_ongoing_requests=64)
 class ModelRunner:
     """One model's versions on ONNX Runtime sessions per replica, with dynamic batching.
 
     Requests are (n, ...) tensors already shaped by the preprocessor for a version
-    named by its file hash. ``@serve.batch`` gathers those that arrive within
-    ``batch_wait_timeout_s``; the combiner runs every batch that queued while the
-    model was busy as one ONNX Runtime call of up to ``max_batch_size`` images per
-    version, ``max_concurrent_batches`` calls at a time. A version not loaded yet is loaded
+    named by its file hash. The combiner is the one batcher: it runs every request that
+    queued while the model was busy (an idle model waits ``batch_wait_timeout_s`` for
+    company) as one ONNX Runtime call of up to ``max_batch_size`` images per version,
+    ``max_concurrent_batches`` calls at a time. A version not loaded yet is loaded
     (hash verified) on its first request, so a hot swap needs no restart. Bound once
     per served model as the deployment ``model-<name>``.
     """
@@ -57,24 +48,22 @@ class ModelRunner:
         except Exception:
             self.lifecycle.transition(ModelState.FAILED)
             raise
-        # NOTE: decorated here, not on the class, because the batch size differs per
-        # model. A fixed batch axis takes one image per call.
+        # NOTE: a fixed batch axis takes one image per call.
         max_rows = config.max_batch_size if spec.dynamic_batch else 1
-        self.combiner = Combiner(self._run, max_rows, slots=config.max_concurrent_batches)
-        self.infer = serve.batch(
-            max_batch_size=max_rows,
-            batch_wait_timeout_s=config.batch_wait_timeout_s,
-            max_concurrent_batches=HANDED_OVER_BATCHES,
-            batch_size_fn=rows,
-        )(self._run_batch)
+        self.combiner = Combiner(
+            self._run,
+            max_rows,
+            slots=config.max_concurrent_batches,
+            wait_s=config.batch_wait_timeout_s,
+        )
         self.calls = self.images = self.batches = self.largest_batch = 0
         self.run_seconds = 0.0
         self.lifecycle.transition(ModelState.READY)
 
-    async def _run_batch(self, tensors: list[np.ndarray], hashes: list[str]) -> list[np.ndarray]:
-        """Queue each request for its version (during a hot swap there are two)."""
-        submitted = (self.combiner.submit(h, t) for t, h in zip(tensors, hashes, strict=True))
-        return list(await asyncio.gather(*submitted))
+    async def infer(self, tensor: np.ndarray, sha256: str) -> np.ndarray:
+        """Output rows of an (n, ...) tensor, run by the version with that file hash (during
+        a hot swap there are two in flight; they never share a run)."""
+        return await self.combiner.submit(sha256, tensor)
 
     async def _run(self, sha256: str, tensors: list[np.ndarray]) -> list[np.ndarray]:
         model = await self.versions.get(sha256)
@@ -94,8 +83,10 @@ class ModelRunner:
         return self.lifecycle.state
 
     def stats(self) -> dict[str, float]:
-        """Counters of this replica: calls received, images run, ONNX Runtime runs and seconds."""
+        """Counters of this replica: calls received, images run, ONNX Runtime runs and seconds;
+        and images waiting now."""
         return {
+            "queued": self.combiner.queued,
             "calls": self.calls,
             "images": self.images,
             "batches": self.batches,

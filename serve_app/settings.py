@@ -272,9 +272,10 @@ class ModelConfig(BaseModel):
     max_batch_size: int = Field(16, ge=1, le=1024)
     """Largest dynamic batch one ONNX Runtime call takes."""
     batch_wait_timeout_s: float = Field(0.0, ge=0, le=1)
-    """How long the first request to an idle model waits for company. 0 runs it at once:
-    while the model is busy, requests queue and run together anyway (measured: a 2 ms
-    wait cost chest-xray-demo 5.7 ms at p50 with one client, and bought no throughput)."""
+    """How long the first request to an idle model waits for company (the runner's combiner
+    runs it sooner once ``max_batch_size`` images queue). 0 runs it at once: while the model
+    is busy, requests queue and run together anyway (measured: a 2 ms wait cost
+    chest-xray-demo 5.7 ms at p50 with one client, and bought no throughput)."""
     max_concurrent_batches: int = Field(1, ge=1, le=64)
     """ONNX Runtime calls one replica runs at once, each in its own thread on one shared
     session; the next call takes everything queued meanwhile."""

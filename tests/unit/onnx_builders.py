@@ -221,3 +221,49 @@ def leaking_spec(data: bytes, name: str, version: str, classes: int = 64) -> Mod
         output_shape=[1, classes],
         metadata=ModelMetadata(labels=labels, output_kind="logits"),
     )
+
+
+def slow_by_brightness(input_shape: Sequence[Dim], steps_per_unit: int = 1_000_000) -> bytes:
+    """A classifier that first counts to ``steps_per_unit`` times its brightest pixel, one
+    ONNX ``Loop`` step at a time (sequential: about one CPU core): a zero input, as
+    registration proves a model runs on, answers at once; a bright one holds its runner
+    for as long as the caller asks. Outputs as :func:`tiny_classifier`'s, plus 0 * count."""
+    count_body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Add", ["count", "one"], ["count_out"]),
+        ],
+        "count",
+        [
+            helper.make_tensor_value_info("step", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("count", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("count_out", TensorProto.FLOAT, []),
+        ],
+        initializer=[numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")],
+    )
+    classifier = onnx.load_from_string(tiny_classifier(input_shape))
+    graph = classifier.graph
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMax", ["image"], ["brightest"], keepdims=0),
+            helper.make_node("Mul", ["brightest", "steps_per_unit"], ["steps_f"]),
+            helper.make_node("Cast", ["steps_f"], ["steps"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["brightest", "zero"], ["start"]),
+            helper.make_node("Loop", ["steps", "", "start"], ["counted"], body=count_body),
+            helper.make_node("Mul", ["counted", "zero"], ["nothing"]),
+            helper.make_node("Add", ["probabilities", "nothing"], ["held"]),
+        ]
+    )
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(steps_per_unit, dtype=np.float32), "steps_per_unit"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+    )
+    (output,) = graph.output
+    output.name = "held"
+    return model_bytes(graph, metadata_props(("negative", "positive"), None))

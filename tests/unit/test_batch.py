@@ -50,3 +50,17 @@ def test_split_model_outputs_by_request() -> None:
 def test_split_with_the_wrong_total_raises(rows: int, sizes: list[int]) -> None:
     with pytest.raises(ValueError, match=f"{rows} rows for {sum(sizes)} inputs"):
         split(np.zeros((rows, 2)), sizes)
+
+
+def test_one_request_is_its_own_batch_and_is_not_copied() -> None:
+    (tensor,) = requests([3])
+
+    batch, counts = stack([tensor])
+
+    assert batch is tensor and counts == [3]
+
+
+def test_split_hands_out_views_not_copies() -> None:
+    outputs = np.arange(12, dtype=np.float32).reshape(6, 2)
+
+    assert all(np.shares_memory(part, outputs) for part in split(outputs, [2, 1, 3]))

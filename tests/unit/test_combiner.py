@@ -152,3 +152,47 @@ def test_a_caller_gone_before_its_turn_is_not_run() -> None:
         return model
 
     assert asyncio.run(scenario()).runs == [("v1", 1), ("v1", 1)]
+
+
+def test_an_idle_model_waits_for_company_until_the_batch_is_full() -> None:
+    async def scenario() -> GatedModel:
+        model = GatedModel()
+        model.gate.set()
+        combiner = Combiner(model.run, max_rows=3, wait_s=3600)  # NOTE: only a full batch ends it
+        first = [asyncio.create_task(combiner.submit("v1", request(i))) for i in range(2)]
+        await asyncio.sleep(0.01)
+        assert model.runs == []  # waiting for company
+        await asyncio.wait_for(asyncio.gather(*first, combiner.submit("v1", request(2))), 10)
+        return model
+
+    assert asyncio.run(scenario()).runs == [("v1", 3)]
+
+
+def test_the_wait_for_company_ends_and_the_request_runs_alone() -> None:
+    async def scenario() -> GatedModel:
+        model = GatedModel()
+        model.gate.set()
+        combiner = Combiner(model.run, max_rows=8, wait_s=0.05)
+        await asyncio.wait_for(combiner.submit("v1", request(1)), 10)
+        return model
+
+    assert asyncio.run(scenario()).runs == [("v1", 1)]
+
+
+def test_queued_counts_the_images_waiting_not_those_running_or_gone() -> None:
+    async def scenario() -> list[int]:
+        model = GatedModel()
+        combiner = Combiner(model.run, max_rows=16)
+        first = await busy(model, combiner)
+        kept = asyncio.create_task(combiner.submit("v1", request(1, rows=3)))
+        gone = asyncio.create_task(combiner.submit("v1", request(2, rows=2)))
+        await asyncio.sleep(0.01)
+        counts = [combiner.queued]
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        counts.append(combiner.queued)
+        model.gate.set()
+        await asyncio.gather(first, kept)
+        return [*counts, combiner.queued]
+
+    assert asyncio.run(scenario()) == [5, 3, 0]
