@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -52,8 +53,10 @@ class Combiner:
         self._queue.append(queued)
         self._wake.set()
         if self._drainer is None or self._drainer.done():
-            # NOTE: started on first use, on the replica's own event loop.
-            self._drainer = asyncio.create_task(self._drain())
+            # NOTE: started on first use, on the replica's own event loop, in a context of
+            # its own: it runs every later request's batch, not this request's alone (a
+            # copy of its context would stamp its request id on all of them).
+            self._drainer = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await queued.result
 
     @property
