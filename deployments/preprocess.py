@@ -15,7 +15,7 @@ from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
 from serve_app.registry.lifecycle import ModelState
 from serve_app.settings import Settings
-from serve_app.shadows import ShadowCopies
+from serve_app.shadows import COUNTER, COUNTER_HELP, ShadowCopies
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,7 @@ class Preprocessor(Pipeline):
         self.runners = runners
         self.registry = registry
         self.hops = {name: Hop(handle) for name, handle in runners.items()}
-        copies = metrics.Counter(
-            "medai_shadow_copies",
-            "Shadow copies of routed requests, by outcome (stored, failed, dropped).",
-            tag_keys=("outcome",),
-        )
+        copies = metrics.Counter(COUNTER, COUNTER_HELP, tag_keys=("outcome",))
         shadows = ShadowCopies(
             trail_of(audit_writer, settings.audit),
             lambda outcome: copies.inc(tags={"outcome": outcome}),

@@ -44,9 +44,15 @@ class Job:
     ) -> Job:
         """A client's image, given its inference id now."""
         return cls(
-            image, str(uuid.uuid4()), caller.subject, caller.role, time.time(),
-            model, patient_ref, batch_id,
-        )  # fmt: skip
+            image=image,
+            inference_id=str(uuid.uuid4()),
+            requested_by=caller.subject,
+            role=caller.role,
+            accepted_at=time.time(),
+            model=model,
+            patient_ref=patient_ref,
+            batch_id=batch_id,
+        )
 
     def copy_for(self, ref: str, decoded: DecodedImage, answer: InferenceRecord) -> Job:
         """A shadow copy of this job for version ``ref``, of the image already decoded."""

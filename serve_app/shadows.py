@@ -21,6 +21,9 @@ from serve_app.job import Job, Outcome
 
 log = logging.getLogger(__name__)
 
+COUNTER = "medai_shadow_copies"
+COUNTER_HELP = "Shadow copies of routed requests, by outcome (stored, failed, dropped)."
+"""The copies' counter, the same wherever the copies run (Prometheus, or Ray's metrics)."""
 Run = Callable[[list[Job]], Awaitable[list[Outcome]]]
 """Runs jobs through the pipeline (``Pipeline.infer``)."""
 Count = Callable[[str], None]

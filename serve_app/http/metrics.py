@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from serve_app.shadows import COUNTER, COUNTER_HELP
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -49,8 +51,8 @@ class Metrics:
             registry=self.registry,
         )
         self.shadows = Counter(
-            "medai_shadow_copies",
-            "Shadow copies of routed requests, by outcome (stored, failed, dropped).",
+            COUNTER,
+            COUNTER_HELP,
             ["outcome"],
             registry=self.registry,
         )
