@@ -11,7 +11,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.remote import Remote
-from serve_app.audit.database_trail import DatabaseTrail, open_trail
+from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.group_commit import commit_each
 from serve_app.audit.trail import AuditTrail, DisabledTrail
@@ -48,7 +48,8 @@ class AuditWriter(DatabaseTrail):
     async def __init__(self, settings: Settings) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         configure_logging(settings.log_level)
         # NOTE: opened here, in the replica's event loop, with secrets read in the replica.
-        super().__init__(*await open_trail(settings))
+        super().__init__(settings)
+        await self.start()
         audit = settings.audit
         self._batched = serve.batch(
             max_batch_size=audit.max_batch_events,

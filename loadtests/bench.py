@@ -150,8 +150,10 @@ def start_server(
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     if kind == "naive":
-        # NOTE: the naive peer keeps its audit trail in memory (or none, audit off).
+        # NOTE: the naive peer stores and audits in the same database as Serve (none, audit off).
         env["MEDAI_AUDIT__ENABLED"] = json.dumps(storage.get("audit", {}).get("enabled", True))
+        if url := storage.get("storage", {}).get("database_url"):
+            env["MEDAI_STORAGE__DATABASE_URL"] = url
         env["MEDAI_MODELS"] = json.dumps([{"name": model, **overrides}])
         env["MEDAI_DEFAULT_MODEL"] = model
         cmd = [

@@ -5,7 +5,6 @@
 
 from fastapi import FastAPI
 
-from serve_app.audit.trail import DisabledTrail, MemoryTrail
 from serve_app.auth.credentials import load_credentials
 from serve_app.http.app import create_local_app
 from serve_app.logs import configure_logging
@@ -15,5 +14,4 @@ from serve_app.settings import Settings
 def app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
-    trail = MemoryTrail() if settings.audit.enabled else DisabledTrail()
-    return create_local_app(settings, load_credentials(settings), trail)
+    return create_local_app(settings, load_credentials(settings))

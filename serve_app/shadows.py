@@ -47,6 +47,11 @@ class ShadowCopies:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def drain(self) -> None:
+        """Wait for the copies in flight: a stopping app stores them before its trail closes."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def _run(self, copy: Job, run: Run) -> None:
         try:
             (outcome,) = await run([copy])

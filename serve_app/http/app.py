@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from serve_app.audit.trail import AuditTrail
+from serve_app.audit.database_trail import DatabaseTrail
+from serve_app.audit.trail import AuditTrail, DisabledTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import TokenVerifier
@@ -34,9 +37,11 @@ def create_app(
     registry: ModelRegistry,
     credentials: Credentials,
     metrics: Metrics | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """The app over ``backend``, ``trail`` and ``registry`` (in this process, or Serve
-    handles); ``metrics``: counters this replica shares with its backend."""
+    handles); ``metrics``: counters this replica shares with its backend; ``lifespan``:
+    what opens and closes the parts this app owns."""
     # NOTE: no schema or docs in production unless asked for: they map the attack surface.
     docs: dict[str, Any] = (
         {} if settings.docs_served else {"openapi_url": None, "docs_url": None, "redoc_url": None}
@@ -45,6 +50,7 @@ def create_app(
         title="MedAI Flow",
         version="0.1.0",
         description="Inference on medical images with ONNX models served by Ray Serve.",
+        lifespan=lifespan,
         **docs,
     )
     install_problem_handlers(app)
@@ -110,20 +116,25 @@ def docs_paths(app: FastAPI) -> set[str]:
 def create_local_app(
     settings: Settings,
     credentials: Credentials,
-    trail: AuditTrail | None = None,
+    trail: DatabaseTrail | DisabledTrail | None = None,
     rng: random.Random | None = None,
 ) -> FastAPI:
-    """The same app with everything in this process: models, registry and (by default
-    in-memory) trail. For tests, and as the bare peer the benchmarks measure Ray by;
-    ``rng`` draws the A/B arms (tests seed it)."""
-    from serve_app.audit.trail import MemoryTrail
+    """The same app with everything in this process: models, registry and trail. For
+    tests, and as the bare peer the benchmarks measure Ray by; ``rng`` draws the A/B arms
+    (tests seed it).
+
+    The trail (by default the database ``settings`` name, private to this app, or none
+    when ``audit.enabled`` is false) opens when the app starts and closes when it stops.
+    """
     from serve_app.backend import LocalBackend
     from serve_app.catalog.store import ModelStore
     from serve_app.registry.registry import ModelRegistry
     from serve_app.runtime.inspection import InspectionLimits
     from serve_app.shadows import ShadowCopies
 
-    trail = trail if trail is not None else MemoryTrail()
+    if trail is None:
+        enabled = settings.audit.enabled
+        trail = DatabaseTrail(settings, process_wide=False) if enabled else DisabledTrail()
     metrics = Metrics()
     shadows = ShadowCopies(
         trail,
@@ -140,4 +151,17 @@ def create_local_app(
         max_loaded_versions=settings.runtime.max_loaded_versions,
         inspection=InspectionLimits.of(settings.limits),
     )
-    return create_app(settings, backend, trail, registry, credentials, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(trail, DisabledTrail):
+            yield
+            return
+        await trail.start()
+        try:
+            yield
+        finally:
+            await shadows.drain()
+            await trail.close()
+
+    return create_app(settings, backend, trail, registry, credentials, metrics, lifespan)

@@ -1,17 +1,24 @@
-"""Opening the database: tortoise-orm set up once per process, the schema created or migrated.
+"""Opening the database: tortoise-orm set up, the schema created or migrated.
 
-NOTE: tortoise-orm binds the model classes (and their SQL dialect) to one context at a
-time, so a process has at most one open ``Database``. It is tortoise's global fallback
+NOTE: a process has at most one *process-wide* ``Database``: tortoise's global fallback
 context, which every task of the process (a Ray replica's requests included) resolves.
+Others are *private*: their own tortoise context, current only inside ``Database.run``,
+so an in-process app (tests, the benchmarks' bare peer) keeps a database of its own.
+tortoise binds the model classes to the SQL dialect of the context set up last, so the
+open databases of a process share one dialect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.context import TortoiseContext, get_current_context
@@ -22,6 +29,8 @@ from tortoise.utils import generate_schema_for_client
 from serve_app.auth.credentials import ConfigurationError
 from serve_app.settings import Settings
 from serve_app.storage.models import SCHEMA_VERSION, SchemaVersion
+
+T = TypeVar("T")
 
 APP = "medai"
 MODELS = "serve_app.storage.models"
@@ -80,9 +89,12 @@ class Database:
         name: str,
         lock_timeout_s: float | None = None,
         statement_timeout_s: float | None = None,
+        process_wide: bool = True,
     ) -> None:
         self._context = context
         self._name = name
+        self.process_wide = process_wide
+        self._closed = False
         # PostgreSQL's bounds on a write transaction (``storage.lock_timeout_s``, ...).
         self.lock_timeout_s = lock_timeout_s
         self.statement_timeout_s = statement_timeout_s
@@ -96,11 +108,27 @@ class Database:
         """``sqlite`` or ``postgres``."""
         return str(self.connection.capabilities.dialect)
 
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        """``await work()`` with this database current: a private one's queries (and the
+        tasks they start) resolve its tortoise context only inside this call."""
+        if self.process_wide:
+            return await work()
+        current = contextvars.copy_context()
+        # NOTE: entering the tortoise context in a copy of the caller's context makes it
+        # current for this call alone; concurrent calls each get their own copy, so a
+        # transaction's connection never leaks into another call.
+        current.run(self._context.__enter__)
+        return await asyncio.create_task(_awaited(work), context=current)
+
     def transaction(self) -> TransactionContext:
         """``async with db.transaction() as tx:`` one transaction (pass ``using_db=tx``)."""
         return in_transaction(self._name)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN[self._name] -= 1
         await self._context.close_connections()
 
     async def __aenter__(self) -> Database:
@@ -113,6 +141,14 @@ class Database:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+_OPEN: Counter[str] = Counter()
+"""Open databases of this process by dialect (see the module's note)."""
 
 
 def sqlite_path(url: str) -> Path:
@@ -137,20 +173,26 @@ def _private_sqlite_files(url: str, create: bool) -> None:
             path.with_name(path.name + suffix).chmod(0o600)
 
 
-async def open_database(settings: Settings, migrate: bool = True) -> Database:
+async def open_database(
+    settings: Settings, migrate: bool = True, process_wide: bool = True
+) -> Database:
     """Connect, create missing tables and apply pending migrations.
 
     With ``migrate=False`` (a read-only look, e.g. verification) nothing is created or
-    changed, and a missing or older database is a ``ConfigurationError``. Raises
-    ``ConfigurationError`` too when a database is already open in this process or the
-    database's schema is newer than this code.
+    changed, and a missing or older database is a ``ConfigurationError``. A private
+    database (``process_wide=False``) is queried inside ``Database.run`` only. Raises
+    ``ConfigurationError`` too when a process-wide database is already open in this
+    process, another open database speaks another dialect, or the database's schema is
+    newer than this code.
     """
-    if get_current_context() is not None:
+    if process_wide and get_current_context() is not None:
         raise ConfigurationError("a database is already open in this process")
     url = database_url(settings)
+    name = _connection_name(url)
+    if any(count for dialect, count in _OPEN.items() if dialect != name):
+        raise ConfigurationError(f"a database of another dialect than {name} is open here")
     if url.startswith("sqlite:"):
         _private_sqlite_files(url, create=migrate)
-    name = _connection_name(url)
     context = TortoiseContext()
     config = {
         "connections": {name: _durable(url)},
@@ -159,11 +201,15 @@ async def open_database(settings: Settings, migrate: bool = True) -> Database:
         "timezone": "UTC",
     }
     with context:  # tortoise resolves the context being set up through its contextvar
-        await context.init(config=config, _enable_global_fallback=True)
+        await context.init(config=config, _enable_global_fallback=process_wide)
     storage = settings.storage
-    database = Database(context, name, storage.lock_timeout_s, storage.statement_timeout_s)
+    database = Database(
+        context, name, storage.lock_timeout_s, storage.statement_timeout_s, process_wide
+    )
+    _OPEN[name] += 1
     try:
-        await (_create_or_migrate(database) if migrate else _check_schema(database))
+        ready = _create_or_migrate if migrate else _check_schema
+        await database.run(lambda: ready(database))
     except BaseException:
         await database.close()
         raise

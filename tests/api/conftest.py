@@ -13,6 +13,7 @@ from serve_app.auth.credentials import Credentials
 from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
+from tests.local_app import own_database
 
 
 @pytest.fixture(scope="session")
@@ -21,14 +22,18 @@ def inprocess_rng() -> random.Random:
     return random.Random(0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def inprocess_client(
     settings: Settings,
     credentials: Credentials,
     clinician: dict[str, str],
     inprocess_rng: random.Random,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[httpx.Client]:
-    app = create_local_app(settings, credentials, rng=inprocess_rng)
+    # NOTE: one per module, so no database stays open into the PostgreSQL tests
+    # (tests/storage): tortoise binds its tables to one SQL dialect at a time.
+    own = own_database(settings, tmp_path_factory.mktemp("inprocess"))
+    app = create_local_app(own, credentials, rng=inprocess_rng)
     with TestClient(app, headers=clinician) as client:
         yield client
 

@@ -12,20 +12,22 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serve_app.auth.credentials import Credentials
-from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
 from tests.images import infer_body, pixels
 from tests.jwt_keys import KeyPair, ec_pair, forge, rsa_pair, write_jwks
+from tests.local_app import local_app
 from tests.problems import assert_problem
 
 BODY = infer_body(pixels(1, 64, 64))
 RSA, EC = rsa_pair(), ec_pair()
 
 
-def client(settings: Settings, credentials: Credentials, **overrides: Any) -> TestClient:
+def client(
+    settings: Settings, credentials: Credentials, directory: Path, **overrides: Any
+) -> TestClient:
     configured = settings.model_copy(update=overrides)
-    return TestClient(create_local_app(configured, credentials))
+    return TestClient(local_app(configured, credentials, directory))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -53,7 +55,7 @@ def jwks_app(
             "audience": None,
         }
     )
-    with client(settings, credentials, auth=auth) as app:
+    with client(settings, credentials, tmp_path_factory.mktemp("app"), auth=auth) as app:
         yield app
 
 
@@ -103,7 +105,7 @@ def test_hs_secret_cannot_sign_for_an_rs256_server(
     auth = settings.auth.model_copy(
         update={"algorithms": ["RS256"], "public_key_file": RSA.write_public_pem(tmp_path)}
     )
-    with client(settings, credentials, auth=auth) as app:
+    with client(settings, credentials, tmp_path, auth=auth) as app:
         assert credentials.jwt_secret is not None
         hs = jwt.encode(
             {"sub": "x", "role": "admin", "exp": time.time() + 60},
@@ -122,10 +124,10 @@ def test_hs_secret_cannot_sign_for_an_rs256_server(
 
 
 @pytest.fixture
-def limited(settings: Settings, credentials: Credentials) -> Iterator[TestClient]:
+def limited(settings: Settings, credentials: Credentials, tmp_path: Path) -> Iterator[TestClient]:
     rate_limit = {"enabled": True, "requests_per_second": 0.2, "burst": 3}
     with client(
-        settings, credentials, rate_limit=settings.rate_limit.model_validate(rate_limit)
+        settings, credentials, tmp_path, rate_limit=settings.rate_limit.model_validate(rate_limit)
     ) as app:
         yield app
 

@@ -13,20 +13,25 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_app.auth.credentials import load_credentials
-from serve_app.http.app import create_local_app
+from serve_app.auth.credentials import Credentials
 from serve_app.settings import Settings
 from tests.api.test_infer_file import dicom_bytes, upload
 from tests.dicoms import deflated_rgb_dicom
+from tests.local_app import local_app
 from tests.problems import assert_problem, assert_still_serving
 
 LOW_MEMORY = {"memory_bytes": 64 * 1024 * 1024, "workers": 1}
 
 
 @pytest.fixture(scope="module")
-def low_memory_api(server_args: dict[str, Any], clinician: dict) -> Iterator[TestClient]:
+def low_memory_api(
+    server_args: dict[str, Any],
+    credentials: Credentials,
+    clinician: dict,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
     settings = Settings(**{**server_args, "decoding": LOW_MEMORY})
-    app = create_local_app(settings, load_credentials(settings))
+    app = local_app(settings, credentials, tmp_path_factory.mktemp("low_memory"))
     with TestClient(app, headers=clinician) as client:
         yield client
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_app.audit.trail import MemoryTrail
-from serve_app.auth.credentials import load_credentials
+from serve_app.audit.database_trail import DatabaseTrail
+from serve_app.auth.credentials import Credentials
 from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import EncodedImage, ImageFormat
 from serve_app.http.app import create_local_app
@@ -26,6 +26,7 @@ from serve_app.settings import Settings
 from tests.api.test_infer_file import assert_matches_oracle, upload
 from tests.dicoms import grey_dicom, palette_dicom, segmented_lut_bomb
 from tests.images import infer_body
+from tests.local_app import own_database, stored_results
 from tests.problems import assert_problem, assert_still_serving
 from tests.unit.onnx_builders import log_of_brightness
 
@@ -89,8 +90,11 @@ def test_json_pixels_that_overflow_are_refused(
 
 @pytest.fixture(scope="module")
 def nan_model_api(
-    tmp_path_factory: pytest.TempPathFactory, server_args: dict[str, Any], clinician: dict
-) -> Iterator[tuple[TestClient, MemoryTrail]]:
+    tmp_path_factory: pytest.TempPathFactory,
+    server_args: dict[str, Any],
+    credentials: Credentials,
+    clinician: dict,
+) -> Iterator[tuple[TestClient, DatabaseTrail]]:
     """The app serving one model that answers NaN for dark images, with a trail to read."""
     store = tmp_path_factory.mktemp("nan_store")
     data = log_of_brightness()
@@ -103,8 +107,9 @@ def nan_model_api(
             "default_model": "nan-on-dark",
         }
     )
-    trail = MemoryTrail()
-    app = create_local_app(settings, load_credentials(settings), trail)
+    own = own_database(settings, tmp_path_factory.mktemp("nan_data"))
+    trail = DatabaseTrail(own, process_wide=False)
+    app = create_local_app(own, credentials, trail)
     with TestClient(app, headers=clinician) as client:
         yield client, trail
 
@@ -114,18 +119,18 @@ DARK, BRIGHT = (np.full((64, 64, 1), value, np.uint8) for value in (20, 240))
 
 def test_a_nan_answer_is_an_error_for_that_image(nan_model_api) -> None:
     api, trail = nan_model_api
-    stored = len(trail.results)
+    stored = len(stored_results(api, trail))
 
     response = api.post("/infer", json=infer_body(DARK))
 
     assert_problem(response, 422, "outputs", "finite")
-    assert len(trail.results) == stored  # nothing with NaN reaches the trail
+    assert len(stored_results(api, trail)) == stored  # nothing with NaN reaches the trail
     assert api.post("/infer", json=infer_body(BRIGHT)).status_code == 200
 
 
 def test_in_a_batch_only_the_nan_image_fails(nan_model_api) -> None:
     api, trail = nan_model_api
-    stored = len(trail.results)
+    stored = len(stored_results(api, trail))
     images = [infer_body(BRIGHT), infer_body(DARK), infer_body(BRIGHT)]
 
     response = api.post("/infer/batch", json={"images": images})
@@ -139,5 +144,6 @@ def test_in_a_batch_only_the_nan_image_fails(nan_model_api) -> None:
         "rule": "finite",
         "message": body["results"][1]["error"]["detail"],
     }
-    assert len(trail.results) == stored + 2
-    assert all(np.isfinite(r.outputs).all() for r in trail.results.values())
+    results = stored_results(api, trail)
+    assert len(results) == stored + 2
+    assert all(np.isfinite(r.outputs).all() for r in results)

@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import serve_app.http.routes
-from serve_app.auth.credentials import load_credentials
-from serve_app.http.app import create_local_app
+from serve_app.auth.credentials import Credentials
 from serve_app.settings import LimitsSettings, Settings
 from tests.images import infer_body, pixels
+from tests.local_app import local_app
 from tests.problems import assert_problem, assert_still_serving
 
 MIB = 1024 * 1024
@@ -50,10 +50,15 @@ def test_a_json_body_past_its_own_limit_is_413_naming_it(api: httpx.Client, path
 
 
 @pytest.fixture(scope="module")
-def small_json_api(server_args: dict[str, Any], clinician: dict) -> Iterator[TestClient]:
-    limits = {"max_json_body_bytes": MIB}
-    settings = Settings(**{**server_args, "limits": limits})
-    with TestClient(create_local_app(settings, load_credentials(settings)), headers=clinician) as c:
+def small_json_api(
+    server_args: dict[str, Any],
+    credentials: Credentials,
+    clinician: dict,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
+    settings = Settings(**{**server_args, "limits": {"max_json_body_bytes": MIB}})
+    app = local_app(settings, credentials, tmp_path_factory.mktemp("small_json"))
+    with TestClient(app, headers=clinician) as c:
         yield c
 
 

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from onnx import numpy_helper
 
 from serve_app.auth.credentials import Credentials
-from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
+from tests.local_app import local_app
 from tests.problems import assert_problem
 from tests.unit.onnx_builders import tiny_classifier
 
@@ -30,7 +30,10 @@ def model_of(size_bytes: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def api(
-    settings: Settings, credentials: Credentials, token_for: TokenFactory
+    settings: Settings,
+    credentials: Credentials,
+    token_for: TokenFactory,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     small = settings.model_copy(
         update={"limits": settings.limits.model_copy(
@@ -38,7 +41,8 @@ def api(
         )}
     )  # fmt: skip
     engineer = {"Authorization": f"Bearer {token_for('ml_engineer', sub='big-uploads')}"}
-    with TestClient(create_local_app(small, credentials), headers=engineer) as client:
+    app = local_app(small, credentials, tmp_path_factory.mktemp("small"))
+    with TestClient(app, headers=engineer) as client:
         yield client
 
 

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
 
+from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditAction, AuditEvent
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.catalog.status import ModelStatus
 from serve_app.catalog.store import ModelStore
@@ -28,6 +28,7 @@ from serve_app.settings import Settings
 from tests.api.test_registry import promote, register, unique_name
 from tests.api.test_routes import put_route
 from tests.images import infer_body, pixels
+from tests.local_app import local_app, on_app, own_database
 from tests.problems import assert_problem, assert_still_serving
 from tests.serve.test_hot_swap import MODEL
 from tests.unit.onnx_builders import leaking_classifier, leaking_spec, model_bytes
@@ -113,7 +114,9 @@ def loop_bomb() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def limited(settings: Settings, credentials: Credentials) -> Iterator[TestClient]:
+def limited(
+    settings: Settings, credentials: Credentials, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     """An in-process server whose inspections get 1 GiB and 3 CPU seconds. NOTE: the wall
     clock's limit is far above the CPU's, so a loaded machine (CI's two cores) cannot make
     the CPU case end on the clock instead."""
@@ -123,7 +126,7 @@ def limited(settings: Settings, credentials: Credentials) -> Iterator[TestClient
         "model_inspect_timeout_s": 120,
     }
     narrow = settings.model_copy(update={"limits": settings.limits.model_copy(update=limits)})
-    with TestClient(create_local_app(narrow, credentials)) as client:
+    with TestClient(local_app(narrow, credentials, tmp_path_factory.mktemp("narrow"))) as client:
         yield client
 
 
@@ -144,11 +147,11 @@ def test_an_upload_over_a_limit_is_a_422_and_the_registry_keeps_working(
 
 
 def test_an_upload_over_the_wall_clock_limit_is_a_422(
-    settings: Settings, credentials: Credentials, engineer: dict[str, str]
+    settings: Settings, credentials: Credentials, engineer: dict[str, str], tmp_path: Path
 ) -> None:
     limits = {"model_inspect_cpu_s": 60, "model_inspect_timeout_s": 3}
     slow = settings.model_copy(update={"limits": settings.limits.model_copy(update=limits)})
-    with TestClient(create_local_app(slow, credentials)) as api:
+    with TestClient(local_app(slow, credentials, tmp_path)) as api:
         refused = register(api, engineer, unique_name(), "1.0.0", loop_bomb())
     assert_problem(refused, 422, "file", "time-limit")
 
@@ -156,7 +159,7 @@ def test_an_upload_over_the_wall_clock_limit_is_a_422(
 @pytest.fixture
 def before_the_fix(
     settings: Settings, credentials: Credentials, tmp_path: Path, secret_below_cwd: str
-) -> Iterator[tuple[TestClient, MemoryTrail, str]]:
+) -> Iterator[tuple[TestClient, DatabaseTrail, str]]:
     """An in-process server over a copy of the model store into which a file with external
     data was registered before uploads were checked: stored, hashed and recorded as
     ``validation``. Yields the client, its trail and the version's ``name:version``."""
@@ -166,8 +169,9 @@ def before_the_fix(
     spec = leaking_spec(data, MODEL, f"leak-{uuid.uuid4().hex[:8]}")
     store = ModelStore(root)
     store.add(data, spec)
-    trail = MemoryTrail()
-    app = create_local_app(settings.model_copy(update={"model_store": root}), credentials, trail)
+    own = own_database(settings.model_copy(update={"model_store": root}), tmp_path)
+    trail = DatabaseTrail(own, process_wide=False)
+    app = create_local_app(own, credentials, trail)
     with TestClient(app) as client:
         record = _record(spec, ModelStatus.VALIDATION, store)
         event = AuditEvent(
@@ -185,7 +189,7 @@ def before_the_fix(
 
 
 def test_a_file_stored_before_the_fix_never_serves(
-    before_the_fix: tuple[TestClient, MemoryTrail, str],
+    before_the_fix: tuple[TestClient, DatabaseTrail, str],
     engineer: dict[str, str],
     clinician: dict[str, str],
 ) -> None:
@@ -197,7 +201,8 @@ def test_a_file_stored_before_the_fix_never_serves(
     assert_problem(routed, 409, "model", "external-data")
     promoted = promote(api, engineer, *ref.split(":"), "production")
     assert_problem(promoted, 409, "model", "external-data")
-    failures = [e for e in trail.chain if e.action == "model.integrity-failure"]
+    entries = on_app(api, lambda: trail.entries(0, 1000))
+    failures = [e for e in entries if e.action == "model.integrity-failure"]
     assert [e.object_id for e in failures] == [ref, ref]
     pinned = api.post("/infer", json=infer_body(pixels(3, 64, 64), model=ref), headers=clinician)
     assert_problem(pinned, 404, "model", "served")

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import serve_app.http.routes as routes
-from serve_app.audit.trail import MemoryTrail
+from serve_app.audit.trail import DisabledTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
 from serve_app.catalog.store import ModelStore
@@ -67,7 +67,7 @@ def backend(settings: Settings) -> PartlyDownBackend:
 def anonymous(
     settings: Settings, credentials: Credentials, backend: PartlyDownBackend
 ) -> Iterator[TestClient]:
-    trail = MemoryTrail()
+    trail = DisabledTrail()  # readiness reads and writes no record
     registry = ModelRegistry(
         ModelStore(settings.model_store),
         trail,

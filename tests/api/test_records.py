@@ -1,8 +1,8 @@
 """Stored results and the audit trail over HTTP: who may read what, and every read audited.
 
-Against the in-process app (``MemoryTrail``) and the Ray-served app (the audit-writer
-deployment over SQLite), whose trail the whole session shares: tests find their own
-entries by id, never by count.
+Against the in-process app (a ``DatabaseTrail`` on a SQLite file of its module's) and the
+Ray-served app (the audit-writer deployment over SQLite), whose trail the whole session
+shares: tests find their own entries by id, never by count.
 """
 
 from __future__ import annotations

@@ -8,19 +8,20 @@ from collections.abc import Iterator, Sequence
 import pytest
 from fastapi.testclient import TestClient
 
+from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.audit.events import AuditEvent
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_local_app
 from serve_app.settings import Settings
 from tests.api.test_registry import model_file, promote, register, unique_name
 from tests.images import encode, infer_body, pixels
+from tests.local_app import own_database
 from tests.problems import assert_problem
 
 
-class FlakyTrail(MemoryTrail):
-    """The in-memory trail, with its database 'down' while ``down`` is set."""
+class FlakyTrail(DatabaseTrail):
+    """The trail on its own SQLite database, with the database 'down' while ``down`` is set."""
 
     down = False
     answer_lost = False
@@ -35,15 +36,15 @@ class FlakyTrail(MemoryTrail):
 
 
 @pytest.fixture(scope="module")
-def trail() -> FlakyTrail:
-    return FlakyTrail()
+def trail(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> FlakyTrail:
+    return FlakyTrail(own_database(settings, tmp_path_factory.mktemp("flaky")), process_wide=False)
 
 
 @pytest.fixture(scope="module")
 def api(
     settings: Settings, credentials: Credentials, clinician: dict[str, str], trail: FlakyTrail
 ) -> Iterator[TestClient]:
-    app = create_local_app(settings, credentials, trail)
+    app = create_local_app(trail.settings, credentials, trail)
     with TestClient(app, headers=clinician) as client:
         yield client
 
@@ -123,7 +124,8 @@ def test_a_registration_recorded_though_the_answer_was_lost_completes_on_retry(
     assert lost.status_code == 503, lost.text
     retried = register(api, engineer, name, "1.0.0")
     assert retried.status_code == 201, retried.text
-    assert [m.version for m in trail.models if m.model_name == name] == ["1.0.0"]
+    listed = api.get("/models", params={"name": name}, headers=engineer).json()
+    assert [m["version"] for m in listed] == ["1.0.0"]
     promoted = promote(api, engineer, name, "1.0.0", "validation")
     assert promoted.status_code == 200, promoted.text
     different = register(api, engineer, name, "1.0.0", model_file("another"))

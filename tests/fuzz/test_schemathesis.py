@@ -4,8 +4,8 @@ Every operation, /infer/file's multipart body included, goes through Schemathesi
 examples, coverage (boundary values, wrong methods, missing headers) and fuzzing
 phases twice: with a clinician's token, and with an admin's, whose requests get past
 the 403 of every operation a clinician may not use (the registry, routes, the audit
-trail, every result). The admin's run has a model store and data directory of its
-own, as what it registers and promotes must not reach the other tests' servers.
+trail, every result). The admin's run has a model store and database of its own,
+as what it registers and promotes must not reach the other tests' servers.
 No answer may be a 5xx; every status code, content
 type, header and body must be the ones the schema documents; an operation that
 declares the bearer scheme must refuse a request without a valid token.
@@ -19,19 +19,21 @@ an integer).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from schemathesis import Case
+from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from medai_cli.main import build_demo_models
-from serve_app.auth.credentials import load_credentials
-from serve_app.http.app import create_local_app
+from serve_app.auth.credentials import Credentials
 from serve_app.settings import Settings
 from tests.conftest import TokenFactory
+from tests.local_app import local_app
 
 CHECKS = (
     "not_a_server_error",
@@ -58,20 +60,26 @@ def openapi_schema(app: FastAPI, token: str) -> OpenApiSchema:
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
 
 
-@pytest.fixture(scope="session")
-def clinician_schema(fuzz_app: FastAPI, bearer: dict[str, str]) -> OpenApiSchema:
-    return openapi_schema(fuzz_app, bearer["Authorization"].removeprefix("Bearer "))
+@pytest.fixture(scope="module")
+def clinician_schema(fuzz_app: FastAPI, bearer: dict[str, str]) -> Iterator[OpenApiSchema]:
+    yield openapi_schema(fuzz_app, bearer["Authorization"].removeprefix("Bearer "))
+    # NOTE: Schemathesis starts an app's lifespan on first use and keeps it to the
+    # process's end; the apps' databases close with this module instead.
+    shutdown_lifespans()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_schema(
-    server_args: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, token_for: TokenFactory
-) -> OpenApiSchema:
+    server_args: dict[str, Any],
+    credentials: Credentials,
+    tmp_path_factory: pytest.TempPathFactory,
+    token_for: TokenFactory,
+) -> Iterator[OpenApiSchema]:
     own = {name: tmp_path_factory.mktemp(f"admin_fuzz_{name}") for name in ("models", "data")}
-    settings = Settings(**server_args | {"model_store": own["models"], "data_dir": own["data"]})
+    settings = Settings(**server_args | {"model_store": own["models"]})
     build_demo_models(settings)
-    app = create_local_app(settings, load_credentials(settings))
-    return openapi_schema(app, token_for("admin"))
+    yield openapi_schema(local_app(settings, credentials, own["data"]), token_for("admin"))
+    shutdown_lifespans()
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from ray import serve
 
+from deployments.audit_writer import trail_of
 from deployments.ingress import ServeBackend
 from deployments.registry import UNAVAILABLE
 from deployments.remote import Remote
-from serve_app.audit.trail import MemoryTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.http.app import create_app
 from serve_app.settings import Settings
@@ -42,7 +42,8 @@ async def readyz(settings: Settings, credentials: Credentials, registry: str) ->
         handle("Preprocessor"), settings, handle(registry), handle("AuditWriter")
     )
     registry_proxy: Any = Remote(handle("Registry"), UNAVAILABLE)
-    app = create_app(settings, backend, MemoryTrail(), registry_proxy, credentials)
+    trail = trail_of(handle("AuditWriter"), settings.audit)
+    app = create_app(settings, backend, trail, registry_proxy, credentials)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as client:
         return await client.get("/readyz", params={"verbose": "true"}, timeout=60)

@@ -35,7 +35,7 @@ class Writer(WriterDeployment.func_or_class):  # type: ignore[misc,name-defined]
     """The deployment's class without Ray: ``_commit`` is exactly what its batch calls."""
 
     def __init__(self, trail: DatabaseTrail) -> None:
-        DatabaseTrail.__init__(self, trail.database, trail.writer)
+        vars(self).update(vars(trail))  # the open trail's database and writer
 
     def __del__(self) -> None:
         pass  # the test closes the trail itself

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +17,9 @@ import pytest
 from deployments.audit_writer import ServeTrail
 from serve_app.audit.events import AuditEvent
 from serve_app.audit.group_commit import commit_each
-from serve_app.audit.trail import MemoryTrail
 from serve_app.errors import InvalidInput, OutcomeUnknown, ServiceUnavailable
 from serve_app.records.inference import InferenceRecord
+from tests.local_app import results_of, trail_in
 
 
 class Method:
@@ -68,19 +69,19 @@ def answer(inference_id: str) -> AuditEvent:
     )
 
 
-def send(behaviour: Callable[..., Awaitable[Any]], *callers: list[str]) -> list[Any]:
+async def sent(behaviour: Callable[..., Awaitable[Any]], *callers: list[str]) -> list[Any]:
     """What each caller of one coalesced message gets (``_send`` is what ``serve.batch``
     calls with the callers' events; it needs a replica to run under)."""
+    trail = ServeTrail(Handle(behaviour), max_batch_events=16, timeout_s=0.2)
+    batches = [[answer(i) for i in ids] for ids in callers]
+    try:
+        return await asyncio.wait_for(trail._send(batches), 10)
+    except ServiceUnavailable as error:
+        return [error] * len(callers)
 
-    async def main() -> list[Any]:
-        trail = ServeTrail(Handle(behaviour), max_batch_events=16, timeout_s=0.2)
-        batches = [[answer(i) for i in ids] for ids in callers]
-        try:
-            return await asyncio.wait_for(trail._send(batches), 10)
-        except ServiceUnavailable as error:
-            return [error] * len(callers)
 
-    return asyncio.run(main())
+def send(behaviour: Callable[..., Awaitable[Any]], *callers: list[str]) -> list[Any]:
+    return asyncio.run(sent(behaviour, *callers))
 
 
 @pytest.mark.parametrize("behaviour", [hangs, dies], ids=["times out", "writer dies"])
@@ -104,18 +105,23 @@ def test_the_writers_own_outage_still_says_nothing_was_stored() -> None:
     assert error.detail == "the audit store is unavailable"
 
 
-def test_each_caller_of_one_message_gets_its_own_outcome() -> None:
+def test_each_caller_of_one_message_gets_its_own_outcome(tmp_path: Path) -> None:
     """The writer commits each caller of a coalesced message as a caller of its own: here
-    its group commit over the in-memory trail."""
-    trail = MemoryTrail()
+    its group commit over a trail of its own."""
 
-    async def writer(callers: list[list[AuditEvent]]) -> list[Any]:
-        return await commit_each(trail.record, callers)
+    async def main() -> tuple[list[Any], set[str]]:
+        async with trail_in(tmp_path) as trail:
 
-    good, bad, other = send(writer, ["inf-1"], ["inf-nan"], ["inf-2"])
+            async def writer(callers: list[list[AuditEvent]]) -> list[Any]:
+                return await commit_each(trail.record, callers)
+
+            outcomes = await sent(writer, ["inf-1"], ["inf-nan"], ["inf-2"])
+            return outcomes, {r.inference_id for r in await results_of(trail)}
+
+    (good, bad, other), stored = asyncio.run(main())
     assert good is None and other is None
     assert isinstance(bad, InvalidInput) and (bad.field, bad.rule) == ("confidence", "finite")
-    assert set(trail.results) == {"inf-1", "inf-2"}
+    assert stored == {"inf-1", "inf-2"}
 
 
 def test_reads_are_bounded_too() -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
-from serve_app.audit.trail import MemoryTrail
+from serve_app.audit.database_trail import DatabaseTrail
 from serve_app.auth.tokens import Principal
 from serve_app.catalog.routes import RouteConfig
 from serve_app.catalog.spec import ModelSpec
@@ -24,6 +25,7 @@ from serve_app.schemas.routes import RouteOut
 from serve_app.settings import Settings
 from serve_app.shadows import ShadowCopies
 from tests.images import encode
+from tests.local_app import results_of, trail_in
 from tests.unit.onnx_builders import tiny_classifier
 
 CALLER = Principal("dr-who", "clinician")
@@ -59,9 +61,15 @@ class GatedModel:
         return np.tile(np.array([[0.2, 0.8]], np.float32), (len(tensor), 1))
 
 
-def scenario(shadows: list[str], max_in_flight: int, answers: int = 1) -> tuple:
+def scenario(directory: Path, shadows: list[str], max_in_flight: int, answers: int = 1) -> tuple:
+    """The answers, the stored results and audit entries, counts, model and decodes."""
+
     async def run() -> tuple:
-        trail, counts, model = MemoryTrail(), Counter[str](), GatedModel()
+        async with trail_in(directory) as trail:
+            return await with_trail(trail)
+
+    async def with_trail(trail: DatabaseTrail) -> tuple:
+        counts, model = Counter[str](), GatedModel()
         copies = ShadowCopies(trail, lambda outcome: counts.update([outcome]), max_in_flight)
         settings = Settings(models=[{"name": "chest"}], default_model="chest")
         pipeline = Pipeline(settings, {"chest": spec("chest:1")}, model, copies)
@@ -80,34 +88,36 @@ def scenario(shadows: list[str], max_in_flight: int, answers: int = 1) -> tuple:
         for _ in range(answers):
             outcomes += await pipeline.infer([Job.accept(image, CALLER, "chest-ab")])
         model.gate.set()
-        while copies._tasks:
-            await asyncio.sleep(0.01)
-        return outcomes, trail, counts, model, decodes
+        await copies.drain()
+        stored, entries = await results_of(trail), await trail.entries(0, 1000)
+        return outcomes, stored, entries, counts, model, decodes
 
     return asyncio.run(run())
 
 
-def test_copies_beyond_the_limit_are_dropped_and_the_rest_stored() -> None:
-    outcomes, trail, counts, model, decodes = scenario(["chest:2", "chest:3", "chest:4"], 2)
+def test_copies_beyond_the_limit_are_dropped_and_the_rest_stored(tmp_path: Path) -> None:
+    copies = ["chest:2", "chest:3", "chest:4"]
+    outcomes, results, entries, counts, model, decodes = scenario(tmp_path, copies, 2)
 
     (answer,) = outcomes
     assert isinstance(answer, InferenceRecord) and answer.arm == "chest:1"
-    assert answer.inference_id not in trail.results  # the answer is the ingress's to store
+    # the answer is the ingress's to store
+    assert answer.inference_id not in {r.inference_id for r in results}
     assert sorted(model.versions) == ["chest:1", "chest:2", "chest:3"]
     assert counts == {"dropped": 1, "stored": 2}
-    stored = sorted(trail.results.values(), key=lambda r: r.arm or "")
+    stored = sorted(results, key=lambda r: r.arm or "")
     assert [(r.arm, r.endpoint, r.shadow_of, r.positive, r.requested_by) for r in stored] == [
         ("chest:2", "chest-ab", answer.inference_id, None, "dr-who"),
         ("chest:3", "chest-ab", answer.inference_id, None, "dr-who"),
     ]
     assert {r.inference_id for r in stored}.isdisjoint({answer.inference_id})
-    assert {e.details["shadow_of"] for e in trail.chain} == {answer.inference_id}
+    assert {e.details["shadow_of"] for e in entries} == {answer.inference_id}
     assert decodes == 1  # the copies ran on the image the answer decoded
 
 
-def test_a_failing_copy_is_counted_and_stores_nothing() -> None:
-    outcomes, trail, counts, _, _ = scenario(["chest:missing"], 4)
+def test_a_failing_copy_is_counted_and_stores_nothing(tmp_path: Path) -> None:
+    outcomes, results, entries, counts, _, _ = scenario(tmp_path, ["chest:missing"], 4)
 
     assert isinstance(outcomes[0], InferenceRecord)
     assert counts == {"failed": 1}
-    assert trail.results == {} and trail.chain == []
+    assert results == [] and entries == []
