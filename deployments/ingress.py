@@ -20,8 +20,8 @@ from serve_app.http.app import create_app
 from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
 from serve_app.readiness import Component, model_components, probe
-from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.registry import ModelRegistry
+from serve_app.runtime.lifecycle import ModelState
 from serve_app.settings import Settings
 
 PREPROCESSOR_READINESS_S = 10.0

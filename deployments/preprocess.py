@@ -13,7 +13,7 @@ from deployments.hops import Hop
 from serve_app.catalog.spec import ModelSpec
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
-from serve_app.registry.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState
 from serve_app.settings import Settings
 from serve_app.shadows import COUNTER, COUNTER_HELP, ShadowCopies
 

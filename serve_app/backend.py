@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Protocol
 
@@ -13,8 +12,7 @@ from serve_app.catalog.store import ModelStore
 from serve_app.job import Job, Outcome
 from serve_app.pipeline import Pipeline
 from serve_app.readiness import Component, model_components
-from serve_app.registry.lifecycle import ModelState
-from serve_app.runtime.versions import LoadedVersions
+from serve_app.runtime.runner import Runner
 from serve_app.settings import Settings
 from serve_app.shadows import ShadowCopies
 
@@ -30,7 +28,8 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Everything in this process, no batching: for tests and as a baseline to measure Serve by."""
+    """Everything in this process: the pipeline, and a ``Runner`` per model (the model
+    runner deployment's own class). For tests, and as a baseline to measure Serve by."""
 
     def __init__(
         self,
@@ -40,19 +39,15 @@ class LocalBackend:
     ) -> None:
         store = ModelStore(settings.model_store)
         self.specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
-        self.versions = LoadedVersions(store, settings.runtime)
-        for spec in self.specs.values():
-            self.versions.load(spec)
+        self.runners = {name: Runner(settings, spec) for name, spec in self.specs.items()}
         self.pipeline = Pipeline(settings, self.specs, self._call_model, shadows, rng)
 
     async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
-        model = await self.versions.get(spec.sha256)
-        return await asyncio.to_thread(model.run, tensor)
+        return await self.runners[spec.name].infer(tensor, spec.sha256)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> list[Component]:
-        # NOTE: every model was loaded in __init__ (it raises otherwise): all are ready.
-        states = dict.fromkeys(self.specs, ModelState.READY)
+        states = {name: runner.state() for name, runner in self.runners.items()}
         return [Component("Preprocessor", True), *model_components(states, self.specs)]

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from serve_app.errors import ServiceUnavailable
-from serve_app.registry.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState
 
 READY = "ready"
 

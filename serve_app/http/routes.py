@@ -30,7 +30,7 @@ from serve_app.http.security import require
 from serve_app.job import Job, Outcome
 from serve_app.logs import Pseudonymizer
 from serve_app.readiness import Component, expect, model_component
-from serve_app.registry.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState
 from serve_app.schemas.infer import (
     MODEL_REF_PATTERN,
     BatchInferRequest,

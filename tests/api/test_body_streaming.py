@@ -48,14 +48,19 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def uvicorn_app(server_args: dict, token_for: TokenFactory) -> Iterator[tuple[str, int]]:
+def uvicorn_app(
+    server_args: dict, token_for: TokenFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
     port = free_port()
+    own = tmp_path_factory.mktemp("uvicorn")  # its own database: one writer per trail
     env = {
         **os.environ,
         "MEDAI_MODEL_STORE": server_args["model_store"],
         "MEDAI_DATA_DIR": server_args["data_dir"],
         "MEDAI_AUTH__ISSUER": server_args["auth"]["issuer"],
         "MEDAI_AUTH__AUDIENCE": server_args["auth"]["audience"],
+        "MEDAI_STORAGE__DATABASE_URL": f"sqlite://{own / 'medai.sqlite3'}",
+        "MEDAI_AUDIT__CHECKPOINT_FILE": str(own / "checkpoints.jsonl"),
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "loadtests.naive_app:app"]
     server = subprocess.Popen([*command, "--port", str(port), "--log-level", "warning"], env=env)

@@ -23,9 +23,9 @@ from serve_app.backend import LocalBackend
 from serve_app.catalog.store import ModelStore
 from serve_app.http.app import create_app
 from serve_app.readiness import Component, model_components, probe
-from serve_app.registry.lifecycle import ModelState
 from serve_app.registry.registry import ModelRegistry
 from serve_app.runtime.inspection import InspectionLimits
+from serve_app.runtime.lifecycle import ModelState
 from serve_app.settings import Settings
 from tests.problems import PROBLEM_JSON
 

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from serve_app.registry.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, ModelState
+from serve_app.runtime.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, ModelState
 
 REGISTERED, LOADING, READY, DRAINING, RETIRED, FAILED = (
     ModelState.REGISTERED,

@@ -6,7 +6,7 @@ import asyncio
 
 from serve_app.errors import ServiceUnavailable
 from serve_app.readiness import Component, expect, model_components, probe
-from serve_app.registry.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState
 
 SECRET = "postgres://medai:hunter2@db.internal/records"
 
