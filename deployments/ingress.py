@@ -14,7 +14,6 @@ from deployments.registry import UNAVAILABLE as REGISTRY_UNAVAILABLE
 from deployments.remote import Remote
 from serve_app.audit.writer import WriterState
 from serve_app.auth.credentials import load_credentials
-from serve_app.codecs.types import DecodedImage
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
 from serve_app.job import Job, Outcome
@@ -32,10 +31,7 @@ MESSAGES_IN_FLIGHT = 4
 
 
 def payload_bytes(jobs: list[Job]) -> int:
-    return sum(
-        job.image.pixels.nbytes if isinstance(job.image, DecodedImage) else len(job.image.data)
-        for job in jobs
-    )
+    return sum(job.image.nbytes for job in jobs)
 
 
 class ServeBackend:

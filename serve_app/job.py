@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from serve_app.auth.tokens import Principal
-from serve_app.codecs.types import DecodedImage, EncodedImage
+from serve_app.codecs.types import DecodedImage, EncodedImage, TensorInput
 from serve_app.errors import MedAIError
 from serve_app.records.inference import InferenceRecord
 
@@ -19,7 +19,7 @@ class Job:
     Every field but ``image`` ends up in the ``InferenceRecord`` the pipeline builds.
     """
 
-    image: DecodedImage | EncodedImage
+    image: DecodedImage | EncodedImage | TensorInput
     inference_id: str
     requested_by: str
     role: str | None
@@ -36,7 +36,7 @@ class Job:
     @classmethod
     def accept(
         cls,
-        image: DecodedImage | EncodedImage,
+        image: DecodedImage | EncodedImage | TensorInput,
         caller: Principal,
         model: str | None = None,
         patient_ref: str | None = None,
@@ -54,7 +54,9 @@ class Job:
             batch_id=batch_id,
         )
 
-    def copy_for(self, ref: str, decoded: DecodedImage, answer: InferenceRecord) -> Job:
+    def copy_for(
+        self, ref: str, decoded: DecodedImage | TensorInput, answer: InferenceRecord
+    ) -> Job:
         """A shadow copy of this job for version ``ref``, of the image already decoded."""
         return replace(
             self, image=decoded, inference_id=str(uuid.uuid4()), accepted_at=time.time(),

@@ -21,10 +21,10 @@ import numpy as np
 
 from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.decode import Decoder
-from serve_app.codecs.types import DecodedImage, EncodedImage
+from serve_app.codecs.types import DecodedImage, EncodedImage, TensorInput
 from serve_app.errors import MedAIError
 from serve_app.job import Job, Outcome
-from serve_app.preprocessing import prepare
+from serve_app.preprocessing import fit, prepare
 from serve_app.records.inference import InferenceRecord
 from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
@@ -40,7 +40,8 @@ ModelCall = Callable[[ModelSpec, np.ndarray], Awaitable[np.ndarray]]
 class _Prepared:
     target: Target
     tensor: np.ndarray
-    decoded: DecodedImage
+    decoded: DecodedImage | TensorInput
+    """What the tensor was made from: what a shadow copy starts from too."""
 
     @property
     def spec(self) -> ModelSpec:
@@ -76,6 +77,8 @@ class Pipeline:
         try:
             target = self.target(job)
             image = job.image
+            if isinstance(image, TensorInput):
+                return _Prepared(target, fit(image, target.spec), image)
             decoded = self.decode(image) if isinstance(image, EncodedImage) else image
             return _Prepared(target, prepare(decoded, target.spec), decoded)
         except MedAIError as exc:
@@ -142,8 +145,8 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
         labels=spec.metadata.labels,
         patient_ref=job.patient_ref,
         batch_id=job.batch_id,
-        frame=prepared.decoded.frame,
-        frames=prepared.decoded.frames,
+        frame=decoded.frame if isinstance(decoded := prepared.decoded, DecodedImage) else None,
+        frames=decoded.frames if isinstance(decoded, DecodedImage) else None,
         # NOTE: a shadow copy is filed under the route of the answer it ran beside.
         endpoint=answer.endpoint if answer else target.endpoint,
         arm=job.model if answer else target.arm,

@@ -1,4 +1,5 @@
-"""Shape decoded pixels into a model's input tensor, as its spec describes."""
+"""Shape decoded pixels into a model's input tensor, as its spec describes; or check that
+a tensor a client sent already is one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from PIL import Image
 
 from serve_app.catalog.spec import Layout, ModelSpec
 from serve_app.codecs.dtypes import VALUE_RANGES, unit_range
-from serve_app.codecs.types import DecodedImage
+from serve_app.codecs.types import DecodedImage, TensorInput
+from serve_app.errors import InvalidInput
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R BT.601 weights, for RGB images sent to 1-channel models."""
@@ -28,6 +30,38 @@ def prepare(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
     if spec.layout is Layout.NCHW:
         pixels = pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(pixels[np.newaxis], dtype=spec.dtype)
+
+
+def fit(tensor: TensorInput, spec: ModelSpec) -> np.ndarray:
+    """``tensor``'s array when it is exactly one of the model's inputs: its name, its
+    dimensions after the batch axis, its type, and finite."""
+    field = f"inputs.{tensor.name}"
+    if tensor.name != spec.input_name:
+        raise InvalidInput(
+            f"model {spec.ref} takes input {spec.input_name!r}, not {tensor.name!r}",
+            field=f"{field}.name",
+            rule="model-input",
+        )
+    wanted = tuple(spec.input_shape[1:])
+    if tensor.array.shape[1:] != wanted:
+        raise InvalidInput(
+            f"input {tensor.name}: model {spec.ref} takes rows of shape {list(wanted)},"
+            f" not {list(tensor.array.shape[1:])}",
+            field=f"{field}.shape",
+            rule="model-input",
+        )
+    if tensor.array.dtype != spec.dtype:
+        raise InvalidInput(
+            f"input {tensor.name}: model {spec.ref} takes {spec.dtype.name},"
+            f" not {tensor.array.dtype.name}",
+            field=f"{field}.datatype",
+            rule="model-input",
+        )
+    if spec.dtype.kind == "f" and not np.isfinite(tensor.array).all():
+        raise InvalidInput(
+            f"input {tensor.name}: values must be finite", field=f"{field}.data", rule="finite"
+        )
+    return tensor.array
 
 
 def match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:

@@ -60,6 +60,9 @@ class ModelSpec(BaseModel):
     output_name: str
     output_shape: list[int | None]
     metadata: ModelMetadata
+    output_dtype: str | None = None
+    """The output's numpy type name; ``None`` in catalog entries made before it was kept
+    (their outputs are answered as float32)."""
 
     @property
     def ref(self) -> str:

@@ -25,6 +25,24 @@ class EncodedImage:
     frame: int | None = None
     """DICOM frame to use (0-based); ``None`` means the middle frame."""
 
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """One image already in a model's input shape and type, as a client sent it (a v2
+    tensor's row): nothing to decode or resize; ``name`` must be the model's input."""
+
+    name: str
+    array: np.ndarray
+    """Shape (1, ...): the batch axis, then the model's own dimensions."""
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
 
 @dataclass(frozen=True)
 class DecodedImage:
@@ -42,6 +60,10 @@ class DecodedImage:
     frames: int | None = None
     """Frames in the file, for DICOM."""
     modality: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.pixels.nbytes)
 
     @property
     def height(self) -> int:

@@ -24,10 +24,14 @@ from serve_app.http.registry_routes import build_registry_router
 from serve_app.http.routes import build_router
 from serve_app.http.routing_routes import build_routing_router
 from serve_app.http.security import Authenticate
+from serve_app.http.v2_routes import PUBLIC_PATHS as V2_PUBLIC_PATHS
+from serve_app.http.v2_routes import build_v2_router
 from serve_app.logs import Pseudonymizer
 from serve_app.ratelimit import TokenBuckets
 from serve_app.registry.registry import ModelRegistry
 from serve_app.settings import Settings
+
+VERSION = "0.1.0"
 
 
 def create_app(
@@ -48,7 +52,7 @@ def create_app(
     )
     app = FastAPI(
         title="MedAI Flow",
-        version="0.1.0",
+        version=VERSION,
         description="Inference on medical images with ONNX models served by Ray Serve.",
         lifespan=lifespan,
         **docs,
@@ -61,6 +65,9 @@ def create_app(
     app.include_router(build_records_router(trail))
     app.include_router(build_registry_router(registry))
     app.include_router(build_routing_router(registry))
+    app.include_router(
+        build_v2_router(settings, backend, trail, registry, pseudonymize, metrics, VERSION)
+    )
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
@@ -97,6 +104,7 @@ def create_app(
         public_paths={
             "/healthz",
             "/readyz",
+            *V2_PUBLIC_PATHS,
             *(["/metrics"] if settings.metrics_public else []),
             *docs_paths(app),
         },

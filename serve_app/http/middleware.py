@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.errors import PayloadTooLarge
 from serve_app.http.metrics import Metrics
-from serve_app.http.problems import problem_response
+from serve_app.http.problems import error_response
 from serve_app.logs import request_id
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,14 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit, setting = self.per_path.get(scope["path"], (self.max_bytes, None))
+
+        def refusal() -> Response:
+            return error_response(self._error(limit, setting), scope["path"])
+
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > limit:
-            await problem_response(self._error(limit, setting))(scope, receive, send)
+            await refusal()(scope, receive, send)
             return
 
         received = 0
@@ -68,7 +73,9 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > limit and not rejected:
                     rejected = True
-                    await problem_response(self._error(limit, setting))(scope, receive, send)
+                    await error_response(self._error(limit, setting), scope["path"])(
+                        scope, receive, send
+                    )
                     return {"type": "http.disconnect"}
             return message
 

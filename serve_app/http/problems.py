@@ -1,4 +1,5 @@
-"""Render every error as RFC 9457 ``application/problem+json``, by one handler per base."""
+"""Render every error as RFC 9457 ``application/problem+json``, by one handler per base;
+under ``/v2`` as the Open Inference Protocol's own ``{"error": ...}`` body."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ def problem_response(error: MedAIError, **extensions: Any) -> JSONResponse:
         media_type=PROBLEM_JSON,
         headers=error.headers(),
     )
+
+
+V2 = "/v2"
+
+
+def error_response(error: MedAIError, path: str) -> JSONResponse:
+    """``error`` as the API at ``path`` states errors: the v2 protocol's body under
+    ``/v2``, problem+json everywhere else."""
+    if path == V2 or path.startswith(V2 + "/"):
+        return JSONResponse(
+            {"error": error.detail}, status_code=error.status, headers=error.headers()
+        )
+    return problem_response(error)
 
 
 MAX_LISTED_ERRORS = 20
@@ -112,12 +126,12 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(MedAIError)
-    async def medai_error(_: Request, exc: MedAIError) -> JSONResponse:
-        return problem_response(exc)
+    async def medai_error(request: Request, exc: MedAIError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(validation_problem(exc, request))
+        return error_response(validation_problem(exc, request), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -125,21 +139,25 @@ def install_problem_handlers(app: FastAPI) -> None:
         # 400; its cause tells JSON nested past the recursion limit, JSON that is not
         # UTF-8 or holds an integer over 4300 digits, and broken multipart apart.
         cause = exc.__cause__ or exc.__context__
+        path = request.url.path
         if isinstance(cause, RecursionError):
-            return problem_response(
-                MalformedRequest("JSON body is nested too deeply", field="body", rule="json-depth")
+            return error_response(
+                MalformedRequest("JSON body is nested too deeply", field="body", rule="json-depth"),
+                path,
             )
         if isinstance(cause, ValueError):
-            return problem_response(
+            return error_response(
                 MalformedRequest(
                     "body cannot be parsed: not UTF-8, or a number over 4300 digits",
                     field="body",
                     rule="parse",
-                )
+                ),
+                path,
             )
         if isinstance(cause, MultiPartException):
-            return problem_response(
-                MalformedRequest(f"multipart body: {exc.detail}", field="body", rule="multipart")
+            return error_response(
+                MalformedRequest(f"multipart body: {exc.detail}", field="body", rule="multipart"),
+                path,
             )
         status = HTTPStatus(exc.status_code)
         headers = dict(getattr(exc, "headers", None) or {})
@@ -147,6 +165,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             # NOTE: Starlette names the methods of the first route on the path only; a
             # path with a GET and a POST route would then deny the one it has.
             headers["Allow"] = ", ".join(sorted(allowed_methods(app.routes, request.scope)))
+        if path == V2 or path.startswith(V2 + "/"):
+            return JSONResponse({"error": str(exc.detail)}, status.value, headers=headers)
         problem = {
             "type": PROBLEM_BASE + "http-" + str(status.value),
             "title": status.phrase,
@@ -161,6 +181,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error: %s", type(exc).__name__)
-        return problem_response(MedAIError("an internal error occurred; it has been logged"))
+        error = MedAIError("an internal error occurred; it has been logged")
+        return error_response(error, request.url.path)

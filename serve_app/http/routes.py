@@ -52,6 +52,32 @@ READINESS_TIMEOUT_S = 15.0
 """Longest ``/readyz`` waits for the components behind the ingress (each has its own)."""
 
 
+def logged(
+    metrics: Metrics, caller: Principal, patient_ref: str | None, outcome: Outcome
+) -> Outcome:
+    """``outcome``, logged (no PHI: the caller and the patient's pseudonym) and counted."""
+    fields: dict[str, Any] = {"user": caller.subject, "patient": patient_ref}
+    if isinstance(outcome, MedAIError):
+        fields |= {"status": int(outcome.status), "rule": outcome.rule}
+        metrics.inferences.labels(outcome.rule or outcome.slug, fields["status"]).inc()
+    else:
+        fields |= {"status": 200, "model": f"{outcome.model_name}:{outcome.model_version}"}
+        metrics.inferences.labels(fields["model"], 200).inc()
+    log.info("inference", extra=fields)
+    return outcome
+
+
+async def components(backend: Backend, settings: Settings) -> list[Component]:
+    """Every component, the ingress and each served model's runner included, as the
+    backend reports them within ``READINESS_TIMEOUT_S``; one not reported is not ready."""
+    try:
+        behind = await asyncio.wait_for(backend.readiness(), READINESS_TIMEOUT_S)
+    except TimeoutError:
+        behind = []  # each expected component is then "not reported"
+    served = [model_component(m.name) for m in settings.models]
+    return expect([Component("Ingress", True), *behind], ["Preprocessor", *served])
+
+
 def build_router(
     settings: Settings,
     backend: Backend,
@@ -62,17 +88,6 @@ def build_router(
     # NOTE: JSON bodies (the pixel lists) are parsed and validated in a thread.
     router = APIRouter(route_class=OffLoopJsonRoute)
     limits = settings.limits
-
-    def logged(caller: Principal, patient_ref: str | None, outcome: Outcome) -> Outcome:
-        fields: dict[str, Any] = {"user": caller.subject, "patient": patient_ref}
-        if isinstance(outcome, MedAIError):
-            fields |= {"status": int(outcome.status), "rule": outcome.rule}
-            metrics.inferences.labels(outcome.rule or outcome.slug, fields["status"]).inc()
-        else:
-            fields |= {"status": 200, "model": f"{outcome.model_name}:{outcome.model_version}"}
-            metrics.inferences.labels(fields["model"], 200).inc()
-        log.info("inference", extra=fields)
-        return outcome
 
     def pixels_image(body: InferRequest) -> DecodedImage:
         check_dimensions(body.width, body.height, limits)
@@ -87,7 +102,7 @@ def build_router(
         """Run one image; answer only once its result and audit entry are committed."""
         patient_ref = pseudonymize(patient_id)
         (outcome,) = await backend.infer([Job.accept(image, caller, model, patient_ref)])
-        logged(caller, patient_ref, outcome)
+        logged(metrics, caller, patient_ref, outcome)
         if isinstance(outcome, MedAIError):
             raise outcome
         await trail.record([AuditEvent.inference(outcome)])
@@ -109,8 +124,6 @@ def build_router(
         in production only for a token granting ``metrics:read``."""
         return PlainTextResponse(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
-    served = [model_component(m.name) for m in settings.models]
-
     @router.get(
         "/readyz",
         tags=["health"],
@@ -121,13 +134,9 @@ def build_router(
     async def readyz(verbose: bool = False) -> Readiness | JSONResponse:
         """Every deployment answers and every served model is loaded; ``verbose=true``
         lists each component with why it is not ready."""
-        try:
-            behind = await asyncio.wait_for(backend.readiness(), READINESS_TIMEOUT_S)
-        except TimeoutError:
-            behind = []  # each expected component is then "not reported"
-        components = expect([Component("Ingress", True), *behind], ["Preprocessor", *served])
-        detail = [asdict(c) for c in components] if verbose else None
-        down = [c for c in components if not c.ready]
+        every = await components(backend, settings)
+        detail = [asdict(c) for c in every] if verbose else None
+        down = [c for c in every if not c.ready]
         if down:
             error = ServiceUnavailable(
                 f"not ready: {', '.join(c.name for c in down)}",
@@ -168,7 +177,8 @@ def build_router(
         outcomes = iter(await backend.infer([j for j in jobs if isinstance(j, Job)]))
         items, events = [], []
         for index, (j, patient_ref) in enumerate(zip(jobs, refs, strict=True)):
-            outcome = logged(caller, patient_ref, next(outcomes) if isinstance(j, Job) else j)
+            outcome = next(outcomes) if isinstance(j, Job) else j
+            logged(metrics, caller, patient_ref, outcome)
             if isinstance(outcome, MedAIError):
                 items.append(
                     BatchItem(index=index, status=outcome.status, error=outcome.to_problem())

@@ -21,7 +21,7 @@ from serve_app.auth.tokens import Principal, TokenVerifier
 from serve_app.errors import MedAIError, TooManyRequests, Unauthorized
 from serve_app.http.auth_failures import FailedAuthentications
 from serve_app.http.metrics import Metrics
-from serve_app.http.problems import problem_response
+from serve_app.http.problems import error_response
 from serve_app.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Authenticate:
         except MedAIError as error:
             log.warning("request refused", extra={"status": int(error.status), "rule": error.rule})
             self.metrics.refused.labels(int(error.status), error.rule).inc()
-            await problem_response(error)(scope, receive, send)
+            await error_response(error, scope["path"])(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = caller
         await self.app(scope, receive, send)

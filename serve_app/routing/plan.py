@@ -58,6 +58,14 @@ class ServingPlan:
         what = ref if version else name
         raise NotFound(f"model {what} is not served", field="model", rule="served")
 
+    def describe(self, ref: str) -> ModelSpec:
+        """The version whose tensors a request for ``ref`` takes and gives (a route's first
+        arm: its arms are meant to be alike); ``NotFound`` as ``target`` says."""
+        name, _, version = ref.partition(":")
+        if not version and (route := self.routes.get(name)) is not None:
+            return self.routed[route.arms[0].model]
+        return self.target(ref, None, random.Random(), shadow=False).spec
+
     @property
     def arms(self) -> frozenset[str]:
         """Every ``name:version`` that is an arm of a route: it answers clinicians."""

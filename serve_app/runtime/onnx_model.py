@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from serve_app.catalog.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
+from serve_app.codecs.dtypes import ONNX_TENSOR_TYPES
 from serve_app.errors import InvalidInput
 from serve_app.runtime.onnx_guard import refuse_external_data
 from serve_app.settings import RuntimeSettings
@@ -104,6 +105,9 @@ def inspect_model(
         output_name=outputs[0].name,
         output_shape=dims(outputs[0].shape),
         metadata=metadata,
+        output_dtype=ONNX_TENSOR_TYPES[outputs[0].type].name
+        if outputs[0].type in ONNX_TENSOR_TYPES
+        else None,
     )
     if any(d is None for d in shape[1:]):
         raise InvalidInput(

@@ -11,7 +11,13 @@ from fastapi.testclient import TestClient
 
 from tests.problems import PROBLEM_JSON
 
-PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics"}
+PUBLIC = {
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+}
 PROTECTED_ERRORS = {"401", "403", "404", "413", "422", "429", "503"}
 """No or bad token, role, not found, body size, validation, rate limit, not ready (or the
 audit trail down): what any protected route can answer."""
@@ -30,6 +36,11 @@ def openapi(anonymous: TestClient) -> dict[str, Any]:
     response = anonymous.get("/openapi.json")
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def error_media_type(label: str) -> str:
+    """Problem+json, except under ``/v2``: the Open Inference Protocol's own body."""
+    return "application/json" if label.split()[1].startswith("/v2") else PROBLEM_JSON
 
 
 def operations(openapi: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -80,7 +91,7 @@ def test_every_protected_operation_documents_each_error_as_a_problem(
         assert responses.keys() >= expected, (label, sorted(responses))
         for status in sorted(k for k in responses if k[0] in "45"):
             content = responses[status].get("content", {})
-            assert list(content) == [PROBLEM_JSON], (label, status, content)
+            assert list(content) == [error_media_type(label)], (label, status, content)
             assert responses[status].get("description"), (label, status)
 
 
@@ -99,7 +110,7 @@ def test_the_documented_security_is_the_enforced_security(
         response = anonymous.request(method, path)
         assert response.status_code < 500, (label, response.text)
         if response.status_code == 401:
-            assert response.headers["content-type"] == PROBLEM_JSON
+            assert response.headers["content-type"] == error_media_type(label)
             assert response.headers["www-authenticate"].startswith("Bearer")
             refused.add(label)
     assert refused == {label for label, _ in operations(openapi)} - PUBLIC
