@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import numpy as np
 from ray import serve
 from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 
 from deployments.audit_writer import trail_of
-from deployments.hops import Hop
+from deployments.hops import RunnerCalls
+from deployments.plan_follower import PlanFollower
 from serve_app.catalog.spec import ModelSpec
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
@@ -17,10 +16,7 @@ from serve_app.runtime.lifecycle import ModelState
 from serve_app.settings import Settings
 from serve_app.shadows import COUNTER, COUNTER_HELP, ShadowCopies
 
-log = logging.getLogger(__name__)
-
 READINESS_TIMEOUT_S = 5.0
-REGISTRY_TIMEOUT_S = 10.0
 
 
 @serve.deployment(max_ongoing_requests=64)
@@ -47,41 +43,21 @@ class Preprocessor(Pipeline):
         configure_logging(settings.log_level)
         self.runners = runners
         self.registry = registry
-        self.hops = {name: Hop(handle) for name, handle in runners.items()}
         copies = metrics.Counter(COUNTER, COUNTER_HELP, tag_keys=("outcome",))
         shadows = ShadowCopies(
             trail_of(audit_writer, settings.audit),
             lambda outcome: copies.inc(tags={"outcome": outcome}),
             settings.registry.max_shadows_in_flight,
         )
-        super().__init__(settings, specs, self._call_model, shadows)
+        super().__init__(settings, specs, RunnerCalls(runners), shadows)
         # NOTE: decoder workers take a second or two to import their libraries: not on
         # the first upload's time.
         await asyncio.to_thread(self.decode.pool.warm)
         # NOTE: before the first request, so that a restart never answers with the newest
         # registered version when another is in production.
-        await self._follow_once()
-        self._follower = asyncio.create_task(self._follow(settings.registry.poll_interval_s))
-
-    async def _follow_once(self) -> None:
-        """Serve by the registry's plan: ask it, and swap when the plan changes."""
-        try:
-            plan = await asyncio.wait_for(self.registry.serving.remote(), REGISTRY_TIMEOUT_S)
-        except Exception:
-            log.warning("the registry did not answer; serving what was serving")
-            return
-        if plan != self.plan:
-            serving = ", ".join(f"{s.ref} ({s.sha256[:12]})" for s in plan.models.values())
-            log.info("now serving %s; routes: %s", serving, ", ".join(plan.routes) or "none")
-            self.follow(plan)
-
-    async def _follow(self, every_s: float) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            await self._follow_once()
-
-    async def _call_model(self, spec: ModelSpec, tensor: np.ndarray) -> np.ndarray:
-        return await self.hops[spec.name](tensor.nbytes).infer.remote(tensor, spec.sha256)
+        self.follower = PlanFollower(registry, self)
+        await self.follower.once()
+        self.follower.start(settings.registry.poll_interval_s)
 
     async def readiness(self) -> dict[str, ModelState]:
         async def state(handle: DeploymentHandle) -> ModelState:

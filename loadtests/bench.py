@@ -38,9 +38,9 @@ import onnxruntime as ort
 import psutil
 import yaml
 
-from loadtests.payloads import BODIES, PATHS, image_for
+from loadtests.payloads import BODIES, PATHS, image_for, v2_body
 from medai_cli.common import local_token
-from medai_cli.main import build_demo_models, serve_env
+from medai_cli.main import build_demo_models, serve_env, stop_haproxy
 from serve_app.catalog.spec import ModelSpec
 from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import DecodedImage, ImageFormat
@@ -53,7 +53,7 @@ local f = assert(io.open("{body}", "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*all")
 f:close()
-wrk.headers["Content-Type"] = "{content_type}"
+{headers}
 wrk.headers["Authorization"] = "Bearer {token}"
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -144,6 +144,20 @@ def storage_args(audit: bool, database_url: str | None) -> dict:
     return {"storage": {"database_url": database_url}} if database_url else {}
 
 
+def request_body(endpoint: str, spec: ModelSpec, model: str) -> tuple[bytes, dict[str, str]]:
+    """One image of the model's size as ``endpoint`` takes it, and the request's headers."""
+    image = image_for(spec, seed=1)
+    if endpoint == "v2":  # the tensor the preprocessor would make of that image
+        tensor = prepare(DecodedImage(image, ImageFormat.PIXELS), spec)
+        return v2_body(tensor, spec.input_name)
+    body, content_type = BODIES[endpoint](image, model)
+    return body, {"Content-Type": content_type}
+
+
+HAPROXY_DIR = Path(tempfile.gettempdir()) / f"medai-bench-haproxy-{os.getpid()}"
+"""Where this run's high-throughput servers keep HAProxy's files (``haproxy_env``)."""
+
+
 def start_server(
     kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
 ) -> subprocess.Popen:
@@ -168,7 +182,8 @@ def start_server(
             "warning",
         ]
     else:
-        env = serve_env(kind == "serve-ht") | env  # NOTE: as `medai serve`; the caller's own win
+        # NOTE: as `medai serve`; the caller's own settings win
+        env = serve_env(kind == "serve-ht", HAPROXY_DIR) | env
         cmd = [
             str(bin_dir / "serve"),
             "run",
@@ -206,12 +221,15 @@ def wait_ready(base_url: str, server: subprocess.Popen, timeout_s: float = 240) 
 
 
 def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGINT)  # `serve run` shuts Serve and its Ray instance down
+    """Stop it and everything it started: Serve and its Ray instance stop on SIGINT, and
+    Ray's HAProxy (which Ray leaves running, holding the ports) is killed after them."""
+    os.killpg(server.pid, signal.SIGINT)
     try:
         server.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+    stop_haproxy(HAPROXY_DIR)
 
 
 class PeakRss(threading.Thread):
@@ -298,7 +316,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="chest-xray-demo")
-    parser.add_argument("--endpoint", choices=sorted(BODIES), default="file")
+    parser.add_argument("--endpoint", choices=sorted(PATHS), default="file")
     parser.add_argument("--servers", default="naive,serve,serve-ht")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=int, default=15, help="seconds per concurrency")
@@ -330,23 +348,23 @@ def main() -> int:
     store = ModelStore(settings.model_store)
     # NOTE: the version the demo serves, not the newest: --route registers copies.
     spec = store.resolve(args.model, DEMO_VERSIONS.get(args.model))
+    path = PATHS[args.endpoint].format(model=args.model)
     print(
         f"model {spec.ref}: input {spec.input_name} {spec.input_shape}; "
-        f"{os.cpu_count()} CPUs; endpoint {PATHS[args.endpoint]}",
+        f"{os.cpu_count()} CPUs; endpoint {path}",
         flush=True,
     )
     best_batch, raw = raw_throughput(store, spec, seconds=3)
     print(f"raw onnxruntime best: {raw:.1f} img/s at batch {best_batch}\n", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="medai-bench-"))
-    body, content_type = BODIES[args.endpoint](image_for(spec, seed=1), args.model)
+    body, headers = request_body(args.endpoint, spec, args.model)
     (workdir / "body").write_bytes(body)
     script = workdir / "post.lua"
     token = local_token(settings, "bench", "clinician", ttl_s=12 * 3600)
-    script.write_text(
-        WRK_SCRIPT.format(body=workdir / "body", content_type=content_type, token=token)
-    )
-    url = f"http://127.0.0.1:{args.port}{PATHS[args.endpoint]}"
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script.write_text(WRK_SCRIPT.format(body=workdir / "body", headers=lines, token=token))
+    url = f"http://127.0.0.1:{args.port}{path}"
 
     audits = {"on": [True], "off": [False], "both": [True, False]}[args.audit]
     routes = args.route.split(",")
@@ -388,7 +406,7 @@ def main() -> int:
             stop_server(server)
 
     print(
-        f"\n{spec.ref} via {PATHS[args.endpoint]}, raw onnxruntime {raw:.1f} img/s "
+        f"\n{spec.ref} via {path}, raw onnxruntime {raw:.1f} img/s "
         f"(batch {best_batch}), {os.cpu_count()} CPUs"
     )
     print(

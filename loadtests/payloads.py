@@ -83,8 +83,27 @@ def dicom_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
     return _multipart(model, "image.dcm", "application/dicom", dicom_bytes(image))
 
 
+def v2_body(tensor: np.ndarray, input_name: str) -> tuple[bytes, dict[str, str]]:
+    """A v2 (KServe, Triton) inference body with the binary-data extension: the JSON
+    header, the tensor's raw bytes, and the headers that say where the header ends."""
+    datatype = {"float32": "FP32", "float16": "FP16", "uint8": "UINT8"}[tensor.dtype.name]
+    size = {"binary_data_size": tensor.nbytes}
+    entry = {"name": input_name, "shape": list(tensor.shape), "datatype": datatype}
+    header = json.dumps({"inputs": [entry | {"parameters": size}]}).encode()
+    return header + tensor.tobytes(), {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(header)),
+    }
+
+
 BODIES = {"json": json_body, "file": multipart_body, "dicom": dicom_body}
-PATHS = {"json": "/infer", "file": "/infer/file", "dicom": "/infer/file"}
+PATHS = {
+    "json": "/infer",
+    "file": "/infer/file",
+    "dicom": "/infer/file",
+    "v2": "/v2/models/{model}/infer",
+}
+"""Where each endpoint's body goes; ``v2`` sends the model's own tensor (``v2_body``)."""
 
 
 def batch_body(images: list[np.ndarray], model: str) -> tuple[bytes, str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from medai_cli.common import config_settings, local_token
@@ -25,9 +28,43 @@ loadtests/README.md).
 """
 
 
-def serve_env(high_throughput: bool) -> dict[str, str]:
-    """The environment Ray must start with to serve as ``medai serve`` does."""
-    return SERVE_ENV | (HIGH_THROUGHPUT_ENV if high_throughput else {})
+def serve_env(high_throughput: bool, haproxy_dir: Path | None = None) -> dict[str, str]:
+    """The environment Ray must start with to serve as ``medai serve`` does; HAProxy's
+    files in ``haproxy_dir`` (see ``haproxy_env``) when given."""
+    if not high_throughput:
+        return dict(SERVE_ENV)
+    return SERVE_ENV | HIGH_THROUGHPUT_ENV | (haproxy_env(haproxy_dir) if haproxy_dir else {})
+
+
+def haproxy_env(directory: Path) -> dict[str, str]:
+    """Ray's HAProxy keeps its config, admin socket and state in ``directory``.
+
+    NOTE: Ray leaves its HAProxy running when Serve and Ray stop, holding the serving,
+    stats and metrics ports; with a directory of its own, the server's HAProxy is the one
+    whose command line names that config, and ``stop_haproxy`` ends it. Two servers on one
+    host then never share Ray's default ``/tmp/haproxy-serve`` either. Keep the path
+    short: the admin socket's must fit in 107 bytes.
+    """
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(directory / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(directory / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(directory),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(directory / "server-state"),
+    }
+
+
+def stop_haproxy(directory: Path) -> int:
+    """Kill every HAProxy running on ``directory``'s config (``haproxy_env``); how many."""
+    import psutil
+
+    config = str(directory / "haproxy.cfg")
+    stopped = 0
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "haproxy" and config in (process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+                stopped += 1
+    return stopped
 
 
 def build_demo_models(settings: Settings, include_on_demand: bool = False) -> list[str]:
@@ -99,7 +136,8 @@ def _stop(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = config_settings(args.config)
     build_demo_models(settings)
-    for name, value in serve_env(args.high_throughput).items():
+    haproxy_dir = Path(tempfile.mkdtemp(prefix="medai-haproxy-"))
+    for name, value in serve_env(args.high_throughput, haproxy_dir).items():
         os.environ.setdefault(name, value)  # NOTE: before Ray is imported or started
     from ray.serve.scripts import cli as serve_cli
 
@@ -116,7 +154,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # shell would otherwise start us with SIGINT ignored.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    return serve_cli.main(["run", str(args.config)], prog_name="serve", standalone_mode=False) or 0
+    try:
+        run = ["run", str(args.config)]
+        return serve_cli.main(run, prog_name="serve", standalone_mode=False) or 0
+    finally:
+        stop_haproxy(haproxy_dir)
+        shutil.rmtree(haproxy_dir, ignore_errors=True)
 
 
 async def verify_trail(settings: Settings) -> dict[str, object]:

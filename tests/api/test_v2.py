@@ -400,3 +400,12 @@ def test_too_many_rows_are_refused_before_running(api: httpx.Client) -> None:
 def test_wrong_method_and_unknown_path_answer_in_the_protocols_body(api: httpx.Client) -> None:
     assert v2_error(api.get(f"/v2/models/{CHEST}/infer"), 405)
     assert v2_error(api.get("/v2/no/such/thing"), 404)
+
+
+def test_the_benchmarks_v2_body_is_answered(api: httpx.Client) -> None:
+    """``loadtests/bench.py --endpoint v2`` measures a request the server answers."""
+    from loadtests.payloads import v2_body
+
+    body, headers = v2_body(np.zeros((1, 1, 256, 256), np.float32), INPUT)
+    response = api.post(f"/v2/models/{CHEST}/infer", content=body, headers=headers)
+    assert len(outputs_of(response)["inference_id"]) == 1

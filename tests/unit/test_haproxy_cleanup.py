@@ -1,0 +1,44 @@
+"""The HAProxy that Ray leaves running is found by its config's directory and stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from medai_cli.main import haproxy_env, serve_env, stop_haproxy
+
+
+def fake_haproxy(bin_dir: Path, directory: Path) -> subprocess.Popen[bytes]:
+    """A process named ``haproxy`` started as Ray starts it: ``haproxy -f <config>``
+    (``tail -f`` under that name: it runs until killed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "haproxy.cfg"
+    config.write_text("global\n")
+    binary = bin_dir / "haproxy"
+    if not binary.exists():
+        binary.symlink_to("/usr/bin/tail")
+    return subprocess.Popen([str(binary), "-f", str(config)], stdout=subprocess.DEVNULL)
+
+
+def test_only_the_servers_own_haproxy_is_stopped(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    mine, other = fake_haproxy(tmp_path, ours), fake_haproxy(tmp_path, theirs)
+    try:
+        time.sleep(0.2)
+        assert stop_haproxy(ours) == 1
+        assert mine.wait(timeout=10) != 0
+        assert other.poll() is None
+        assert stop_haproxy(ours) == 0
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_high_throughput_servers_keep_haproxys_files_in_their_own_directory(
+    tmp_path: Path,
+) -> None:
+    env = serve_env(True, tmp_path)
+    assert env.items() >= haproxy_env(tmp_path).items()
+    assert all(value.startswith(str(tmp_path)) for key, value in env.items() if "HAPROXY" in key)
+    assert not any("HAPROXY" in key for key in serve_env(False, tmp_path))
