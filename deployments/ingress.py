@@ -44,7 +44,8 @@ class DirectPipeline(Pipeline):
     """The pipeline in the ingress, for jobs that are already their model's tensor (v2):
     nothing to decode, so no pixels through the preprocessing pool; the model runners
     are called from here, one hop fewer. It follows the registry's plan as every
-    preprocessor does, from its first job on."""
+    preprocessor does, from its first job on. Concurrent requests are coalesced as for
+    the preprocessing pool (``settings.hops``): each model gets one call per burst."""
 
     def __init__(
         self,
@@ -57,16 +58,26 @@ class DirectPipeline(Pipeline):
         super().__init__(settings, specs, RunnerCalls(runners), shadows)
         self.follower = PlanFollower(registry, self)
         self._first_plan: asyncio.Future[None] | None = None
+        self._coalesced = serve.batch(
+            max_batch_size=settings.hops.max_batch_size,
+            batch_wait_timeout_s=settings.hops.batch_wait_timeout_s,
+            max_concurrent_batches=MESSAGES_IN_FLIGHT,
+        )(self._together)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         if self._first_plan is None:  # NOTE: the first jobs wait for the registry's plan
             self._first_plan = asyncio.ensure_future(self.follower.once())
             self.follower.start(self.settings.registry.poll_interval_s)
         await asyncio.shield(self._first_plan)
+        return await self._coalesced(jobs)
+
+    async def _together(self, requests: list[list[Job]]) -> list[list[Outcome]]:
+        """Each request's outcomes, its jobs run with the others' in one pipeline call."""
         try:
-            return await super().infer(jobs)
+            outcomes = iter(await super().infer([job for jobs in requests for job in jobs]))
         except (BackPressureError, DeploymentUnavailableError):
             raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
+        return [[next(outcomes) for _ in jobs] for jobs in requests]
 
 
 class ServeBackend:
