@@ -40,7 +40,7 @@ import yaml
 
 from loadtests.payloads import BODIES, PATHS, image_for, v2_body
 from medai_cli.common import local_token
-from medai_cli.main import build_demo_models, serve_env, stop_haproxy
+from medai_cli.main import build_demo_models, haproxy_dir, serve_env, stop_haproxy
 from serve_app.catalog.spec import ModelSpec
 from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import DecodedImage, ImageFormat
@@ -154,7 +154,7 @@ def request_body(endpoint: str, spec: ModelSpec, model: str) -> tuple[bytes, dic
     return body, {"Content-Type": content_type}
 
 
-HAPROXY_DIR = Path(tempfile.gettempdir()) / f"medai-bench-haproxy-{os.getpid()}"
+HAPROXY_DIR = haproxy_dir()
 """Where this run's high-throughput servers keep HAProxy's files (``haproxy_env``)."""
 
 

@@ -36,14 +36,22 @@ def serve_env(high_throughput: bool, haproxy_dir: Path | None = None) -> dict[st
     return SERVE_ENV | HIGH_THROUGHPUT_ENV | (haproxy_env(haproxy_dir) if haproxy_dir else {})
 
 
+def haproxy_dir() -> Path:
+    """A new directory for one server's HAProxy files (``haproxy_env``).
+
+    NOTE: short, under ``/tmp`` whatever ``TMPDIR`` says: Ray puts the admin socket in a
+    56-character node directory below it, and HAProxy refuses a socket path over 97 bytes.
+    """
+    return Path(tempfile.mkdtemp(prefix="mh-", dir="/tmp"))
+
+
 def haproxy_env(directory: Path) -> dict[str, str]:
     """Ray's HAProxy keeps its config, admin socket and state in ``directory``.
 
     NOTE: Ray leaves its HAProxy running when Serve and Ray stop, holding the serving,
     stats and metrics ports; with a directory of its own, the server's HAProxy is the one
     whose command line names that config, and ``stop_haproxy`` ends it. Two servers on one
-    host then never share Ray's default ``/tmp/haproxy-serve`` either. Keep the path
-    short: the admin socket's must fit in 107 bytes.
+    host then never share Ray's default ``/tmp/haproxy-serve`` either.
     """
     return {
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(directory / "haproxy.cfg"),
@@ -136,8 +144,8 @@ def _stop(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = config_settings(args.config)
     build_demo_models(settings)
-    haproxy_dir = Path(tempfile.mkdtemp(prefix="medai-haproxy-"))
-    for name, value in serve_env(args.high_throughput, haproxy_dir).items():
+    haproxy = haproxy_dir()
+    for name, value in serve_env(args.high_throughput, haproxy).items():
         os.environ.setdefault(name, value)  # NOTE: before Ray is imported or started
     from ray.serve.scripts import cli as serve_cli
 
@@ -158,8 +166,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run = ["run", str(args.config)]
         return serve_cli.main(run, prog_name="serve", standalone_mode=False) or 0
     finally:
-        stop_haproxy(haproxy_dir)
-        shutil.rmtree(haproxy_dir, ignore_errors=True)
+        stop_haproxy(haproxy)
+        shutil.rmtree(haproxy, ignore_errors=True)
 
 
 async def verify_trail(settings: Settings) -> dict[str, object]:

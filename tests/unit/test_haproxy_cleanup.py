@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from medai_cli.main import haproxy_env, serve_env, stop_haproxy
+from medai_cli.main import haproxy_dir, haproxy_env, serve_env, stop_haproxy
 
 
 def fake_haproxy(bin_dir: Path, directory: Path) -> subprocess.Popen[bytes]:
@@ -33,6 +33,16 @@ def test_only_the_servers_own_haproxy_is_stopped(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_the_admin_socket_fits_haproxys_limit_below_rays_node_directory() -> None:
+    directory = haproxy_dir()
+    try:
+        socket = Path(haproxy_env(directory)["RAY_SERVE_HAPROXY_SOCKET_PATH"])
+        node_id = "f" * 56  # Ray's node id, a directory between the two
+        assert len(str(socket.parent / node_id / socket.name).encode()) <= 97
+    finally:
+        directory.rmdir()
 
 
 def test_high_throughput_servers_keep_haproxys_files_in_their_own_directory(
