@@ -33,7 +33,6 @@ def deployment(cls: object) -> Deployment:
 
 def build_app(args: dict[str, Any]) -> Application:
     """Ingress -> Preprocessor -> one ModelRunner deployment per served model, and
-    Ingress -> ModelRunner for v2 tensors that need no preprocessing, and
     Ingress -> AuditWriter (the single writer of results and the audit trail), and
     Ingress -> Registry -> AuditWriter (model versions and their lifecycle), and
     Preprocessor -> AuditWriter (shadow copies' results).
@@ -52,4 +51,4 @@ def build_app(args: dict[str, Any]) -> Application:
     writer = deployment(AuditWriter).bind(settings) if settings.audit.enabled else None
     registry = deployment(Registry).bind(settings, specs, writer)
     preprocessor = deployment(Preprocessor).bind(settings, specs, runners, registry, writer)
-    return deployment(Ingress).bind(settings, preprocessor, writer, registry, specs, runners)
+    return deployment(Ingress).bind(settings, preprocessor, writer, registry)

@@ -9,25 +9,19 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.audit_writer import trail_of
-from deployments.hops import LARGE_PAYLOAD_BYTES, Hop, RunnerCalls
-from deployments.plan_follower import PlanFollower
+from deployments.hops import LARGE_PAYLOAD_BYTES, Hop
 from deployments.registry import UNAVAILABLE as REGISTRY_UNAVAILABLE
 from deployments.remote import Remote
 from serve_app.audit.writer import WriterState
 from serve_app.auth.credentials import load_credentials
-from serve_app.catalog.spec import ModelSpec
-from serve_app.codecs.types import TensorInput
 from serve_app.errors import ServiceUnavailable
 from serve_app.http.app import create_app
-from serve_app.http.metrics import Metrics
 from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
-from serve_app.pipeline import Pipeline
 from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.registry import ModelRegistry
 from serve_app.runtime.lifecycle import ModelState
 from serve_app.settings import Settings
-from serve_app.shadows import ShadowCopies
 
 PREPROCESSOR_READINESS_S = 10.0
 """The preprocessor asks every model runner at once, each within its own 5 s."""
@@ -40,49 +34,8 @@ def payload_bytes(jobs: list[Job]) -> int:
     return sum(job.image.nbytes for job in jobs)
 
 
-class DirectPipeline(Pipeline):
-    """The pipeline in the ingress, for jobs that are already their model's tensor (v2):
-    nothing to decode, so no pixels through the preprocessing pool; the model runners
-    are called from here, one hop fewer. It follows the registry's plan as every
-    preprocessor does, from its first job on. Concurrent requests are coalesced as for
-    the preprocessing pool (``settings.hops``): each model gets one call per burst."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        specs: dict[str, ModelSpec],
-        runners: dict[str, DeploymentHandle],
-        registry: DeploymentHandle,
-        shadows: ShadowCopies,
-    ) -> None:
-        super().__init__(settings, specs, RunnerCalls(runners), shadows)
-        self.follower = PlanFollower(registry, self)
-        self._first_plan: asyncio.Future[None] | None = None
-        self._coalesced = serve.batch(
-            max_batch_size=settings.hops.max_batch_size,
-            batch_wait_timeout_s=settings.hops.batch_wait_timeout_s,
-            max_concurrent_batches=MESSAGES_IN_FLIGHT,
-        )(self._together)
-
-    async def infer(self, jobs: list[Job]) -> list[Outcome]:
-        if self._first_plan is None:  # NOTE: the first jobs wait for the registry's plan
-            self._first_plan = asyncio.ensure_future(self.follower.once())
-            self.follower.start(self.settings.registry.poll_interval_s)
-        await asyncio.shield(self._first_plan)
-        return await self._coalesced(jobs)
-
-    async def _together(self, requests: list[list[Job]]) -> list[list[Outcome]]:
-        """Each request's outcomes, its jobs run with the others' in one pipeline call."""
-        try:
-            outcomes = iter(await super().infer([job for jobs in requests for job in jobs]))
-        except (BackPressureError, DeploymentUnavailableError):
-            raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
-        return [[next(outcomes) for _ in jobs] for jobs in requests]
-
-
 class ServeBackend:
-    """The HTTP layer's backend, through the preprocessor deployment's handle; jobs that
-    are all their model's tensors go to the model runners directly (``DirectPipeline``).
+    """The HTTP layer's backend, through the preprocessor deployment's handle.
 
     Concurrent single requests are coalesced into one message to the preprocessing
     pool (``settings.hops``): every Serve hop costs CPU per message, so carrying
@@ -95,12 +48,10 @@ class ServeBackend:
         settings: Settings,
         registry: DeploymentHandle,
         audit_writer: DeploymentHandle | None,
-        direct: DirectPipeline | None = None,
     ) -> None:
         self.preprocessor = preprocessor
         self.registry = registry
         self.audit_writer = audit_writer
-        self.direct = direct
         self.models = [m.name for m in settings.models]
         self.hop = Hop(preprocessor)
         self._coalesced = serve.batch(
@@ -110,8 +61,6 @@ class ServeBackend:
         )(self._send)
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
-        if self.direct and jobs and all(isinstance(j.image, TensorInput) for j in jobs):
-            return await self.direct.infer(jobs)
         if len(jobs) == 1 and payload_bytes(jobs) <= LARGE_PAYLOAD_BYTES:
             return [await self._coalesced(jobs[0])]
         return await self._send(jobs) if jobs else []
@@ -150,9 +99,8 @@ class ServeBackend:
 @serve.deployment(max_ongoing_requests=128)
 @serve.ingress()
 class Ingress:
-    """The HTTP front door: FastAPI validation, then the preprocessing pool (or, for v2
-    tensors, the model runners directly); results and audit entries go to the audit
-    writer before any 200."""
+    """The HTTP front door: FastAPI validation, then the preprocessing pool; results and
+    audit entries go to the audit writer before any 200."""
 
     def __init__(
         self,
@@ -160,31 +108,18 @@ class Ingress:
         preprocessor: DeploymentHandle,
         audit_writer: DeploymentHandle | None,
         registry: DeploymentHandle,
-        specs: dict[str, ModelSpec],
-        runners: dict[str, DeploymentHandle],
     ) -> None:
         self.settings = settings
         self.preprocessor = preprocessor
         self.audit_writer = audit_writer
         self.registry = registry
-        self.specs = specs
-        self.runners = runners
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         configure_logging(self.settings.log_level)
         # NOTE: secrets are read here, inside the replica, never carried by bind arguments.
         credentials = load_credentials(self.settings)
+        backend = ServeBackend(self.preprocessor, self.settings, self.registry, self.audit_writer)
         trail = trail_of(self.audit_writer, self.settings.audit)
-        metrics = Metrics()
-        shadows = ShadowCopies(
-            trail,
-            lambda outcome: metrics.shadows.labels(outcome).inc(),
-            self.settings.registry.max_shadows_in_flight,
-        )
-        direct = DirectPipeline(self.settings, self.specs, self.runners, self.registry, shadows)
-        backend = ServeBackend(
-            self.preprocessor, self.settings, self.registry, self.audit_writer, direct
-        )
         # NOTE: the registry's methods reach it through Remote.__getattr__ (mypy can't see).
         registry = cast(ModelRegistry, Remote(self.registry, REGISTRY_UNAVAILABLE))
-        return create_app(self.settings, backend, trail, registry, credentials, metrics)
+        return create_app(self.settings, backend, trail, registry, credentials)

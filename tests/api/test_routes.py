@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -490,3 +491,37 @@ def test_bad_route_reads(
     field: str,
 ) -> None:
     assert_problem(api.get(path, params=params, headers=auditor), status, field)
+
+
+def test_a_v2_request_to_an_endpoint_is_routed_and_stored_with_its_arm(
+    api: httpx.Client, engineer: dict[str, str], versions: Callable[..., list[str]], endpoint: str
+) -> None:
+    """``/v2/models/{endpoint}/infer`` routes as ``/infer`` does: sticky by the request's
+    ``patient_id`` parameter, each row stored under the endpoint and its arm."""
+    a, b = versions(2)
+    put_route(api, engineer, endpoint, {a: 1, b: 1}, sticky_key="patient_id")
+    rows = np.zeros((3, 1, 256, 256), np.float32)
+
+    def v2(patient: str) -> httpx.Response:
+        body = {
+            "inputs": [{"name": "pixel_values", "shape": list(rows.shape), "datatype": "FP32",
+                        "data": rows.ravel().tolist()}],
+            "parameters": {"patient_id": patient},
+        }  # fmt: skip
+        return api.post(f"/v2/models/{endpoint}/infer", json=body)
+
+    deadline = time.monotonic() + LIVE_WITHIN_S  # the v2 path follows the plan on its own
+    while (first := v2("MRN-V2-0000")).status_code != 200:
+        assert time.monotonic() < deadline, first.text
+        time.sleep(0.3)
+    arms = set()
+    for i in range(24):
+        answer = v2(f"MRN-V2-{i:04d}").json()
+        assert f"{MODEL}:{answer['model_version']}" in (a, b)
+        ids = next(o["data"] for o in answer["outputs"] if o["name"] == "inference_id")
+        stored = [api.get(f"/results/{inference_id}").json() for inference_id in ids]
+        assert {(s["endpoint"], s["arm"]) for s in stored} == {
+            (endpoint, f"{MODEL}:{answer['model_version']}")
+        }
+        arms.add(answer["model_version"])
+    assert len(arms) == 2
