@@ -175,14 +175,12 @@ def build_v2_router(
             Job.accept(image, caller, ref, patient_ref)
             for image in _images(call, limits.max_batch_images)
         ]
-        outcomes = await backend.infer(jobs)
-        records = []
+        outcomes = [logged(metrics, caller, patient_ref, o) for o in await backend.infer(jobs)]
         for row, outcome in enumerate(outcomes):
-            logged(metrics, caller, patient_ref, outcome)
-            if isinstance(outcome, MedAIError):
+            if isinstance(outcome, MedAIError):  # the request's rows stand or fall together
                 outcome.detail = f"row {row}: {outcome.detail}"
                 raise outcome
-            records.append(outcome)
+        records = [o for o in outcomes if isinstance(o, InferenceRecord)]
         specs = {spec.ref: spec for spec in [await answered_by(r) for r in records]}
         outputs = _answer(records, _one_output(specs.values()), call)
         await trail.record([AuditEvent.inference(r) for r in records])
@@ -269,11 +267,13 @@ def _answer(records: list[InferenceRecord], spec: ModelSpec, call: InferCall) ->
     name, datatype, _ = _outputs(spec)[0]
     rows = np.array([r.outputs for r in records], dtype=np.dtype(spec.output_dtype or "float32"))
     n = (len(records),)
-    every = {
-        name: Tensor(name, datatype, rows.shape, rows),
+    platform = {
         PREDICTION: Tensor(PREDICTION, BYTES, n, [r.prediction.encode() for r in records]),
         CONFIDENCE: Tensor(CONFIDENCE, "FP32", n, np.array([r.confidence for r in records], "f4")),
         INFERENCE_ID: Tensor(INFERENCE_ID, BYTES, n, [r.inference_id.encode() for r in records]),
+    }
+    every = {name: Tensor(name, datatype, rows.shape, rows)} | {
+        key: tensor for key, tensor in platform.items() if key != name
     }
     if call.outputs is None:
         return list(every.values())
