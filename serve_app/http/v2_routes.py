@@ -169,7 +169,9 @@ def build_v2_router(
     async def infer(ref: str, request: Request, caller: Principal) -> Response:
         body = await request.body()
         header = request.headers.get(HEADER_LENGTH)
-        call = await asyncio.to_thread(parse_infer, body, header, limits.max_body_bytes)
+        call = await asyncio.to_thread(
+            parse_infer, body, header, limits.max_body_bytes, limits.max_json_body_bytes
+        )
         patient_ref = pseudonymize(call.patient_id)
         jobs = [
             Job.accept(image, caller, ref, patient_ref)

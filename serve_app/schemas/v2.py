@@ -31,7 +31,7 @@ from serve_app.codecs.tensors import (
     to_binary,
     to_json_data,
 )
-from serve_app.errors import InvalidInput, MalformedRequest
+from serve_app.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 
 HEADER_LENGTH = "inference-header-content-length"
 """The binary-data extension's header: how many bytes of the body are the JSON header."""
@@ -111,9 +111,22 @@ class InferCall:
         return self.binary_by_default
 
 
-def parse_infer(body: bytes, header_length: str | None, max_bytes: int) -> InferCall:
-    """The request in ``body``; ``header_length`` is the extension's header, if sent."""
+def parse_infer(
+    body: bytes, header_length: str | None, max_bytes: int, max_json_bytes: int
+) -> InferCall:
+    """The request in ``body``; ``header_length`` is the extension's header, if sent.
+
+    The JSON part is held to ``max_json_bytes`` (as ``/infer``'s body is: a JSON list
+    costs many times its size while parsed); raw tensor bytes to ``max_bytes``.
+    """
     json_part, binary = _split(body, header_length)
+    if len(json_part) > max_json_bytes:
+        raise PayloadTooLarge(
+            f"the JSON part exceeds {max_json_bytes} bytes (limits.max_json_body_bytes);"
+            " send tensors as binary data",
+            field="body",
+            rule="max-size",
+        )
     try:
         header = InferRequestHeader.model_validate_json(json_part)
     except ValidationError as exc:

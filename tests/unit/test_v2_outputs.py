@@ -1,13 +1,18 @@
-"""The v2 answer's outputs: the model's own first, then the platform's, one row each."""
+"""The v2 answer's outputs (the model's own first, then the platform's, one row each),
+and the limit on a v2 body's JSON part."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
 
+import numpy as np
+import pytest
+
+from serve_app.errors import PayloadTooLarge
 from serve_app.http.v2_routes import _answer, _outputs
 from serve_app.records.inference import InferenceRecord
 from serve_app.runtime.onnx_model import inspect_model
-from serve_app.schemas.v2 import InferCall
+from serve_app.schemas.v2 import InferCall, parse_infer
 from tests.unit.onnx_builders import tiny_classifier
 
 SPEC = inspect_model(tiny_classifier([None, 1, 64, 64], labels=["no", "yes"]), "chest", "1")
@@ -39,3 +44,18 @@ def test_a_model_output_named_like_a_platform_output_wins() -> None:
     ]
     (prediction, *_) = _answer([record(1)], clashing, InferCall(None, [], None, False))
     assert prediction.datatype == "FP32" and prediction.shape == (1, 2)
+
+
+def test_a_json_part_over_its_limit_is_a_413_before_it_is_parsed() -> None:
+    """A JSON list costs many times its size while parsed: the JSON part of a v2 body is
+    held to ``limits.max_json_body_bytes``, raw tensor bytes only to the body limit."""
+    row = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}
+    body = json.dumps({"inputs": [row]}).encode()
+    assert parse_infer(body, None, 10**6, len(body)).inputs[0].shape == (1, 4)
+    with pytest.raises(PayloadTooLarge) as refused:
+        parse_infer(body, None, 10**6, len(body) - 1)
+    assert refused.value.field == "body" and refused.value.rule == "max-size"
+    raw = np.zeros((1, 4), np.float32).tobytes()
+    head = json.dumps({"inputs": [row | {"data": None, "parameters":
+                                         {"binary_data_size": 16}}]}).encode()  # fmt: skip
+    assert parse_infer(head + raw, str(len(head)), 10**6, len(head)).inputs[0].shape == (1, 4)
