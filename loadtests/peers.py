@@ -250,6 +250,10 @@ def ask(url: str, request: Request) -> str:
         )
     except httpx.TimeoutException:
         return "timeout"
+    except httpx.RemoteProtocolError:
+        return "closed"  # the connection, without an answer
+    except httpx.ConnectError:
+        return "refused"
     except httpx.HTTPError as exc:
         return type(exc).__name__
     return str(response.status_code)
@@ -367,10 +371,13 @@ def hostile_table(answers: dict[str, dict[str, str]]) -> None:
     peers = list(answers)
     cases = list(next(iter(answers.values())))
     width = max(len(c) for c in cases)
-    print(f"\nwho answered what (HTTP status; `timeout` after {HOSTILE_TIMEOUT_S} s)")
-    print(f"{'request':{width}} " + " ".join(f"{p:>9}" for p in peers))
+    print(
+        f"\nwho answered what (HTTP status; `timeout` after {HOSTILE_TIMEOUT_S} s; `closed`: "
+        "no answer; DOWN: the measured request failed next, so the peer was restarted)"
+    )
+    print(f"{'request':{width}} " + " ".join(f"{p:>12}" for p in peers))
     for case in cases:
-        print(f"{case:{width}} " + " ".join(f"{answers[p][case]:>9}" for p in peers))
+        print(f"{case:{width}} " + " ".join(f"{answers[p][case]:>12}" for p in peers))
 
 
 def on_signal(signum: int, _frame: object) -> None:
@@ -426,19 +433,25 @@ def main() -> int:
     rows, unavailable, answers = [], {}, {}
     venvs = args.venvs.expanduser()
     for name in names:
-        peer = PEERS[name]
-        server = None
-        try:
-            python = ensure_venv(venvs, name, peer)
+        good, live = wire[PEERS[name].wire], []
+
+        def launch(name: str = name, good: Request = good, live: list = live) -> str:
+            """Starts the peer (kept in ``live`` for the ``finally``); its infer URL."""
+            python = ensure_venv(venvs, name, PEERS[name])
             server, url = start_peer(name, python, model_path, spec.name, workdir, batching)
+            live.append(server)
             started = time.monotonic()
-            first = wait_ready(server, url, wire[peer.wire])
+            first = wait_ready(server, url, good)
             print(
                 f"{name}: ready in {time.monotonic() - started:.1f} s at {url} "
-                f"({peer.wire} body); first answer {first!r}",
+                f"({PEERS[name].wire} body); first answer {first!r}",
                 flush=True,
             )
-            script = wrk_script(workdir, name, wire[peer.wire])
+            return url
+
+        try:
+            url = launch()
+            script = wrk_script(workdir, name, good)
             wrk(url, script, 8, min(3, args.duration))  # warm-up: batchers, caches
             for c in concurrencies:
                 r = wrk(url, script, c, args.duration)
@@ -449,14 +462,21 @@ def main() -> int:
                     f"errors {r['errors'] + r['non_2xx']}",
                     flush=True,
                 )
-            answers[name] = {case: ask(url, req) for case, req in hostile.items()}
-            answers[name]["then the measured request"] = ask(url, wire[peer.wire])
+            answers[name] = {}
+            for case, request in hostile.items():
+                answer = ask(url, request)
+                if ask(url, good) != "200":  # it fell over: say so, and start it again
+                    answer += " DOWN"
+                    print(f"{name}: down after {case!r}: {live[-1].log_tail(3)}", flush=True)
+                    live.pop().stop()
+                    url = launch()
+                answers[name][case] = answer
         except (Unavailable, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             reason = str(exc) if isinstance(exc, Unavailable) else f"{exc}: {exc.stderr}"
             unavailable[name] = reason
             print(f"{name}: unavailable: {reason}", flush=True)
         finally:
-            if server is not None:
+            for server in live:
                 server.stop()
 
     report(rows, raw, best_batch, unavailable, f"{spec.ref} via /v2/models/{spec.name}/infer")
