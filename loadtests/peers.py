@@ -295,6 +295,7 @@ def start_peer(
             "metrics_port": free_port(),
             "metrics_endpoint": None,
             "parallel_workers": 0,  # the model in the HTTP process, as the other peers
+            "debug": False,  # NOTE: MLServer's access log is on while debug is
         }
         model_settings = {
             "name": model,
