@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +126,8 @@ class Server:
     env: dict[str, str]
     cwd: Path
     log: Path
+    cleanup: Callable[[], None] | None = None
+    """Runs after the server stopped: what it leaves behind when it dies."""
     proc: subprocess.Popen = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +167,17 @@ class Server:
                 proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        if self.cleanup is not None:
+            self.cleanup()
+
+
+def triton_leftovers(workspace: Path) -> None:
+    """Triton copies a Python model's folder to ``/tmp/folderXXXXXX`` (a fixed template)
+    and leaves it there when it crashes; the copy's config names the workspace."""
+    for config in Path("/tmp").glob("folder*/config.pbtxt"):
+        with contextlib.suppress(OSError):
+            if f'"{workspace}"' in config.read_text():
+                shutil.rmtree(config.parent)
 
 
 def group_alive(pgid: int) -> bool:
@@ -272,7 +287,7 @@ def start_peer(
         "PEER_MAX_BATCH": str(batching["max_batch"]),
         "PEER_BATCH_WAIT_MS": str(batching["wait_ms"]),
     }
-    bindir = python.parent
+    bindir, cleanup = python.parent, None
     if name == "plain":
         cmd = [str(python), "-m", "uvicorn", "loadtests.peer_servers.plain_server:app"]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -285,6 +300,9 @@ def start_peer(
         env["LD_LIBRARY_PATH"] = ":".join(filter(None, [libdir, env.get("LD_LIBRARY_PATH")]))
         cmd = [str(python), "-m", "loadtests.peer_servers.triton_server", str(port)]
         cmd += [str(free_port()), str(free_port())]
+        workspace = workdir / f"triton-{port}"
+        env["PEER_TRITON_WORKSPACE"] = str(workspace)
+        cleanup = functools.partial(triton_leftovers, workspace)
     elif name == "mlserver":
         folder = workdir / "mlserver"
         folder.mkdir(exist_ok=True)
@@ -308,7 +326,7 @@ def start_peer(
         cmd = [str(bindir / "mlserver"), "start", str(folder)]
     else:
         raise Unavailable(f"unknown peer {name}")
-    server = Server(cmd, env, workdir, workdir / f"{name}.log")
+    server = Server(cmd, env, workdir, workdir / f"{name}.log", cleanup)
     return server, f"http://127.0.0.1:{port}/v2/models/{model}/infer"
 
 

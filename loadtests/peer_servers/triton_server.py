@@ -2,11 +2,13 @@
 callable that runs ONNX Runtime, with Triton's dynamic batcher.
 
 Triton serves ``/v2/models/{name}/infer`` with the binary-data extension itself.
-Usage: ``python -m loadtests.peer_servers.triton_server HTTP_PORT GRPC_PORT METRICS_PORT``.
+Usage: ``python -m loadtests.peer_servers.triton_server HTTP_PORT GRPC_PORT METRICS_PORT``;
+``PEER_TRITON_WORKSPACE``: a new folder for PyTriton's workspace (Triton's copy, sockets).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -39,7 +41,8 @@ def main() -> None:
     dynamic = model.shape[0] is None
     shape = model.shape[1:] if dynamic else model.shape
     out_shape = model.session.get_outputs()[0].shape[1:]
-    with Triton(config=config) as triton:
+    workspace = os.environ.get("PEER_TRITON_WORKSPACE")  # None: PyTriton picks one
+    with Triton(config=config, workspace=workspace) as triton:
         triton.bind(
             model_name=MODEL_NAME,
             infer_func=infer,
