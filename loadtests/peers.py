@@ -174,6 +174,7 @@ class Server:
 def triton_leftovers(workspace: Path) -> None:
     """Triton copies a Python model's folder to ``/tmp/folderXXXXXX`` (a fixed template)
     and leaves it there when it crashes; the copy's config names the workspace."""
+    shutil.rmtree(workspace, ignore_errors=True)  # PyTriton's, when it could not clean it
     for config in Path("/tmp").glob("folder*/config.pbtxt"):
         with contextlib.suppress(OSError):
             if f'"{workspace}"' in config.read_text():
@@ -437,6 +438,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="medai-peers-"))
     model_path = workdir / f"{spec.name}.onnx"
     model_path.write_bytes(store.read_verified(spec))
+    atexit.register(model_path.unlink, missing_ok=True)  # the logs stay
     tensor = prepare(DecodedImage(image_for(spec, seed=1), ImageFormat.PIXELS), spec)
     wire = requests_for(tensor, spec.input_name)
     hostile = hostile_requests(tensor, spec.input_name)
