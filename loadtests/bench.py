@@ -158,9 +158,10 @@ HAPROXY_DIR = haproxy_dir()
 """Where this run's high-throughput servers keep HAProxy's files (``haproxy_env``)."""
 
 
-def start_server(
+def server_command(
     kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
-) -> subprocess.Popen:
+) -> tuple[list[str], dict[str, str]]:
+    """The command (run in ``REPO_ROOT``) and environment of a ``kind`` server."""
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     if kind == "naive":
@@ -189,6 +190,13 @@ def start_server(
             "run",
             str(serve_config(model, port, workdir, overrides, storage)),
         ]
+    return cmd, env
+
+
+def start_server(
+    kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
+) -> subprocess.Popen:
+    cmd, env = server_command(kind, model, port, workdir, overrides, storage)
     log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -11,7 +11,11 @@ preprocessor makes of one image, as ``bench.py --endpoint v2`` sends the platfor
 - ``triton``: NVIDIA Triton (``nvidia-pytriton``) with a Python model calling ONNX Runtime,
   Triton's dynamic batcher, v2 binary body;
 - ``mlserver``: MLServer with a custom runtime calling ONNX Runtime, adaptive batching,
-  v2 JSON body (MLServer 1.7 has no binary-data extension).
+  v2 JSON body (MLServer 1.7 has no binary-data extension);
+- ``platform``: this checkout served by Ray Serve in high-throughput mode, and
+  ``platform-1p``: the same app in one uvicorn process (``bench.py``'s ``serve-ht`` and
+  ``naive``), whole stack on: a clinician's token, validation, each answer stored and
+  audited before its 200.
 
 Each peer runs in a virtualenv of its own under ``--venvs``, made with ``uv`` on first use
 (needs the network then), never in the project's. The same ``wrk`` as ``bench.py`` drives
@@ -48,7 +52,8 @@ import psutil
 from loadtests import bench
 from loadtests.bench import WRK_SCRIPT, raw_throughput, wrk
 from loadtests.payloads import image_for, v2_body
-from medai_cli.main import build_demo_models
+from medai_cli.common import local_token
+from medai_cli.main import build_demo_models, stop_haproxy
 from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import prepare
@@ -66,7 +71,14 @@ PEERS = {
     "plain": Peer(("fastapi", "uvicorn[standard]", "onnxruntime", "numpy"), "binary"),
     "triton": Peer(("nvidia-pytriton", "onnxruntime", "numpy"), "binary"),
     "mlserver": Peer(("mlserver", "onnxruntime", "numpy"), "json"),
+    # The platform itself, from this checkout (its own venv), whole stack on: a clinician's
+    # token, validation, each answer stored and audited on SQLite before its 200.
+    "platform": Peer((), "binary"),
+    "platform-1p": Peer((), "binary"),
 }
+PLATFORM = {"platform": "serve-ht", "platform-1p": "naive"}
+"""The platform's servers as ``bench.py`` names them: Ray Serve high-throughput mode, and
+the same app in one uvicorn process."""
 V2_TYPE = {"float32": "FP32", "float16": "FP16", "uint8": "UINT8"}
 SAME_SIZE_WRONG_TYPE = {"float32": "INT32", "float16": "INT16", "uint8": "INT8"}
 HOSTILE_TIMEOUT_S = 10
@@ -86,6 +98,8 @@ def uv() -> str:
 
 def ensure_venv(venvs: Path, name: str, peer: Peer) -> Path:
     """The peer's virtualenv, made and installed on first use; its Python."""
+    if name in PLATFORM:
+        return Path(sys.executable)
     venv = venvs / name
     python = venv / "bin" / "python"
     marker = venv / ".medai-peer"
@@ -179,6 +193,11 @@ def triton_leftovers(workspace: Path) -> None:
         with contextlib.suppress(OSError):
             if f'"{workspace}"' in config.read_text():
                 shutil.rmtree(config.parent)
+
+
+def platform_leftovers() -> None:
+    """Ray's HAProxy, which Ray leaves running (``bench.stop_server`` does the same)."""
+    stop_haproxy(bench.HAPROXY_DIR)
 
 
 def group_alive(pgid: int) -> bool:
@@ -289,6 +308,10 @@ def start_peer(
         "PEER_BATCH_WAIT_MS": str(batching["wait_ms"]),
     }
     bindir, cleanup = python.parent, None
+    if name in PLATFORM:
+        cmd, env = bench.server_command(PLATFORM[name], model, port, workdir, {}, {})
+        server = Server(cmd, env, REPO_ROOT, workdir / f"{name}.log", platform_leftovers)
+        return server, f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     if name == "plain":
         cmd = [str(python), "-m", "uvicorn", "loadtests.peer_servers.plain_server:app"]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -347,12 +370,12 @@ def wait_ready(server: Server, url: str, request: Request, timeout_s: float = 24
     raise Unavailable(f"no 200 in {timeout_s:.0f} s: {server.log_tail()}")
 
 
-def wrk_script(workdir: Path, name: str, request: Request) -> Path:
+def wrk_script(workdir: Path, name: str, request: Request, token: str) -> Path:
     body = workdir / f"{name}.body"
     body.write_bytes(request.body)
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in request.headers.items())
     script = workdir / f"{name}.lua"
-    script.write_text(WRK_SCRIPT.format(body=body, headers=lines, token="peers"))
+    script.write_text(WRK_SCRIPT.format(body=body, headers=lines, token=token))
     return script
 
 
@@ -365,7 +388,7 @@ def report(rows: list, raw: float, best_batch: int, unavailable: dict, title: st
     print("ratios: req/s to raw and to the best peer at that concurrency (1.00 = the best);")
     print("p50/p99 to the best peer's (1.00 = the lowest) and to c / raw, the closed-loop floor")
     print(
-        f"{'peer':9} {'conc':>4} {'req/s':>8} {'÷raw':>5} {'÷best':>5} {'p50 ms':>8} "
+        f"{'peer':11} {'conc':>4} {'req/s':>8} {'÷raw':>5} {'÷best':>5} {'p50 ms':>8} "
         f"{'÷best':>5} {'÷floor':>6} {'p99 ms':>8} {'÷best':>5} {'errors':>6}"
     )
     for name, c, r in rows:
@@ -375,14 +398,14 @@ def report(rows: list, raw: float, best_batch: int, unavailable: dict, title: st
         best_p99 = min(x["p99_us"] for x in same)
         floor_us = c / raw * 1e6 if raw else 0
         print(
-            f"{name:9} {c:>4} {r['rps']:8.1f} {ratio(r['rps'], raw):>5} "
+            f"{name:11} {c:>4} {r['rps']:8.1f} {ratio(r['rps'], raw):>5} "
             f"{ratio(r['rps'], best_rps):>5} {r['p50_us'] / 1000:8.1f} "
             f"{ratio(r['p50_us'], best_p50):>5} {ratio(r['p50_us'], floor_us):>6} "
             f"{r['p99_us'] / 1000:8.1f} {ratio(r['p99_us'], best_p99):>5} "
             f"{r['errors'] + r['non_2xx']:>6}"
         )
     for name, reason in unavailable.items():
-        print(f"{name:9} unavailable: {reason}")
+        print(f"{name:11} unavailable: {reason}")
 
 
 def hostile_table(answers: dict[str, dict[str, str]]) -> None:
@@ -409,7 +432,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="chest-xray-demo")
-    parser.add_argument("--peers", default="plain,triton,mlserver")
+    parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=int, default=15, help="seconds per concurrency")
     parser.add_argument(
@@ -453,8 +476,14 @@ def main() -> int:
 
     rows, unavailable, answers = [], {}, {}
     venvs = args.venvs.expanduser()
+    token = local_token(settings, "peers", "clinician", ttl_s=12 * 3600)
+    auth = {"Authorization": f"Bearer {token}"}
     for name in names:
         good, live = wire[PEERS[name].wire], []
+        cases = hostile
+        if name in PLATFORM:  # the platform asks for a token; the peers ignore it
+            good = Request(good.body, good.headers | auth)
+            cases = {k: Request(r.body, r.headers | auth) for k, r in hostile.items()}
 
         def launch(name: str = name, good: Request = good, live: list = live) -> str:
             """Starts the peer (kept in ``live`` for the ``finally``); its infer URL."""
@@ -472,19 +501,19 @@ def main() -> int:
 
         try:
             url = launch()
-            script = wrk_script(workdir, name, good)
+            script = wrk_script(workdir, name, good, token)
             wrk(url, script, 8, min(3, args.duration))  # warm-up: batchers, caches
             for c in concurrencies:
                 r = wrk(url, script, c, args.duration)
                 rows.append((name, c, r))
                 print(
-                    f"  {name:9} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
+                    f"  {name:11} c={c:<3} {r['rps']:8.1f} req/s  ratio {r['rps'] / raw:5.2f}  "
                     f"p50 {r['p50_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
                     f"errors {r['errors'] + r['non_2xx']}",
                     flush=True,
                 )
             answers[name] = {}
-            for case, request in hostile.items():
+            for case, request in cases.items():
                 answer = ask(url, request)
                 if ask(url, good) != "200":  # it fell over: say so, and start it again
                     answer += " DOWN"
