@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from serve_app.catalog.spec import ModelSpec
+from serve_app.codecs.tensors import datatype_of
 
 
 def image_for(spec: ModelSpec, seed: int = 0) -> np.ndarray:
@@ -86,7 +87,7 @@ def dicom_body(image: np.ndarray, model: str) -> tuple[bytes, str]:
 def v2_body(tensor: np.ndarray, input_name: str) -> tuple[bytes, dict[str, str]]:
     """A v2 (KServe, Triton) inference body with the binary-data extension: the JSON
     header, the tensor's raw bytes, and the headers that say where the header ends."""
-    datatype = {"float32": "FP32", "float16": "FP16", "uint8": "UINT8"}[tensor.dtype.name]
+    datatype = datatype_of(tensor.dtype)
     size = {"binary_data_size": tensor.nbytes}
     entry = {"name": input_name, "shape": list(tensor.shape), "datatype": datatype}
     header = json.dumps({"inputs": [entry | {"parameters": size}]}).encode()

@@ -55,6 +55,7 @@ from loadtests.payloads import image_for, v2_body
 from medai_cli.common import local_token
 from medai_cli.main import build_demo_models, stop_haproxy
 from serve_app.catalog.store import ModelStore
+from serve_app.codecs.tensors import datatype_of
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.preprocessing import prepare
 from serve_app.settings import REPO_ROOT, Settings
@@ -79,7 +80,6 @@ PEERS = {
 PLATFORM = {"platform": "serve-ht", "platform-1p": "naive"}
 """The platform's servers as ``bench.py`` names them: Ray Serve high-throughput mode, and
 the same app in one uvicorn process."""
-V2_TYPE = {"float32": "FP32", "float16": "FP16", "uint8": "UINT8"}
 SAME_SIZE_WRONG_TYPE = {"float32": "INT32", "float16": "INT16", "uint8": "INT8"}
 HOSTILE_TIMEOUT_S = 10
 
@@ -225,7 +225,7 @@ def requests_for(tensor: np.ndarray, input_name: str) -> dict[str, Request]:
     entry = {
         "name": input_name,
         "shape": list(tensor.shape),
-        "datatype": V2_TYPE[tensor.dtype.name],
+        "datatype": datatype_of(tensor.dtype),
     }
     data = json.dumps({"inputs": [entry | {"data": tensor.ravel().tolist()}]}).encode()
     return {
@@ -236,7 +236,7 @@ def requests_for(tensor: np.ndarray, input_name: str) -> dict[str, Request]:
 
 def hostile_requests(tensor: np.ndarray, input_name: str) -> dict[str, Request]:
     """Requests a v2 server must refuse, quickly and without falling over."""
-    raw, dtype = tensor.tobytes(), V2_TYPE[tensor.dtype.name]
+    raw, dtype = tensor.tobytes(), datatype_of(tensor.dtype)
 
     def binary(entry: dict, tail: bytes = raw, length: int | None = None) -> Request:
         header = json.dumps({"inputs": [{"name": input_name} | entry]}).encode()

@@ -129,6 +129,7 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
         return prepared
     assert row is not None  # every prepared image got its row, or infer() raised
     spec, target, answer = prepared.spec, prepared.target, job.shadow_of
+    image = prepared.decoded if isinstance(prepared.decoded, DecodedImage) else None
     try:
         interpretation = interpret(row[0], spec.metadata)
     except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
@@ -145,8 +146,8 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
         labels=spec.metadata.labels,
         patient_ref=job.patient_ref,
         batch_id=job.batch_id,
-        frame=decoded.frame if isinstance(decoded := prepared.decoded, DecodedImage) else None,
-        frames=decoded.frames if isinstance(decoded, DecodedImage) else None,
+        frame=image.frame if image else None,  # a tensor (v2) comes from no file
+        frames=image.frames if image else None,
         # NOTE: a shadow copy is filed under the route of the answer it ran beside.
         endpoint=answer.endpoint if answer else target.endpoint,
         arm=job.model if answer else target.arm,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from serve_app.errors import InvalidInput, MalformedRequest, PayloadTooLarge
+from serve_app.errors import InvalidInput, PayloadTooLarge
 
 BYTES = "BYTES"
 DATATYPES: dict[str, np.dtype] = {
@@ -204,7 +204,3 @@ def to_binary(tensor: Tensor) -> bytes:
     if isinstance(tensor.data, list):
         return b"".join(LENGTH.pack(len(v)) + v for v in tensor.data)
     return np.ascontiguousarray(tensor.data).tobytes()
-
-
-def malformed(detail: str, field: str) -> MalformedRequest:
-    return MalformedRequest(detail, field=field, rule="v2-body")

@@ -41,10 +41,15 @@ def problem_response(error: MedAIError, **extensions: Any) -> JSONResponse:
 V2 = "/v2"
 
 
+def is_v2(path: str) -> bool:
+    """Under ``/v2``: the Open Inference Protocol, which states errors its own way."""
+    return path == V2 or path.startswith(V2 + "/")
+
+
 def error_response(error: MedAIError, path: str) -> JSONResponse:
     """``error`` as the API at ``path`` states errors: the v2 protocol's body under
     ``/v2``, problem+json everywhere else."""
-    if path == V2 or path.startswith(V2 + "/"):
+    if is_v2(path):
         return JSONResponse(
             {"error": error.detail}, status_code=error.status, headers=error.headers()
         )
@@ -165,7 +170,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             # NOTE: Starlette names the methods of the first route on the path only; a
             # path with a GET and a POST route would then deny the one it has.
             headers["Allow"] = ", ".join(sorted(allowed_methods(app.routes, request.scope)))
-        if path == V2 or path.startswith(V2 + "/"):
+        if is_v2(path):
             return JSONResponse({"error": str(exc.detail)}, status.value, headers=headers)
         problem = {
             "type": PROBLEM_BASE + "http-" + str(status.value),
