@@ -65,10 +65,12 @@ def stop_haproxy(directory: Path) -> int:
     """Kill every HAProxy running on ``directory``'s config (``haproxy_env``); how many."""
     import psutil
 
-    config = str(directory / "haproxy.cfg")
+    # Ray scopes the config below a directory per node (``<directory>/<node id>/``).
+    inside = f"{directory}/"
     stopped = 0
     for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "haproxy" and config in (process.info["cmdline"] or []):
+        arguments = process.info["cmdline"] or []
+        if process.info["name"] == "haproxy" and any(a.startswith(inside) for a in arguments):
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
                 stopped += 1

@@ -12,8 +12,9 @@ from medai_cli.main import haproxy_dir, haproxy_env, serve_env, stop_haproxy
 def fake_haproxy(bin_dir: Path, directory: Path) -> subprocess.Popen[bytes]:
     """A process named ``haproxy`` started as Ray starts it: ``haproxy -f <config>``
     (``tail -f`` under that name: it runs until killed)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "haproxy.cfg"
+    node_directory = directory / "c0ffee"  # Ray scopes HAProxy's files per node
+    node_directory.mkdir(parents=True, exist_ok=True)
+    config = node_directory / "haproxy.cfg"
     config.write_text("global\n")
     binary = bin_dir / "haproxy"
     if not binary.exists():
