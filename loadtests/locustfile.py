@@ -30,6 +30,14 @@ BODIES = {
 TOKEN = os.environ.get("MEDAI_TOKEN") or local_token(SETTINGS, "locust", "clinician", 12 * 3600)
 
 
+def failure_text(status: int, text: str | None, error: object) -> str:
+    """What a failed request is recorded as: its status and body's start, or, when no
+    answer came (a refused or reset connection: status 0, no body), the error's type."""
+    if not status:
+        return f"no response: {type(error).__name__ if error else 'connection failed'}"
+    return f"{status}: {(text or '')[:200]}"
+
+
 class ClinicalClient(FastHttpUser):
     """A client sending images: mostly file uploads, some JSON and batches."""
 
@@ -44,7 +52,7 @@ class ClinicalClient(FastHttpUser):
             method, path, data=body, headers=headers, name=path, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(failure_text(response.status_code, response.text, response.error))
 
     @task(6)
     def upload_file(self) -> None:
