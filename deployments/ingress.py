@@ -20,7 +20,7 @@ from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
 from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.registry import ModelRegistry
-from serve_app.runtime.lifecycle import ModelState
+from serve_app.runtime.lifecycle import RunnerStatus
 from serve_app.settings import Settings
 
 PREPROCESSOR_READINESS_S = 10.0
@@ -73,10 +73,10 @@ class ServeBackend:
 
     async def readiness(self) -> list[Component]:
         """The preprocessor (which asks every model runner), the registry and the writer."""
-        states: dict[str, ModelState] = {}
+        statuses: dict[str, RunnerStatus] = {}
 
         async def preprocessor() -> None:
-            states.update(await self.preprocessor.readiness.remote())
+            statuses.update(await self.preprocessor.readiness.remote())
 
         async def registry() -> None:
             await self.registry.serving.remote()  # what every preprocessor polls
@@ -93,7 +93,7 @@ class ServeBackend:
         if self.audit_writer is not None:  # audit.enabled false: there is none
             checks.append(probe("AuditWriter", writer, READINESS_TIMEOUT_S))
         components = await asyncio.gather(*checks)
-        return [*components, *model_components(states, self.models)]
+        return [*components, *model_components(statuses, self.models)]
 
 
 @serve.deployment(max_ongoing_requests=128)

@@ -12,7 +12,7 @@ from deployments.plan_follower import PlanFollower
 from serve_app.catalog.spec import ModelSpec
 from serve_app.logs import configure_logging
 from serve_app.pipeline import Pipeline
-from serve_app.runtime.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState, RunnerStatus
 from serve_app.settings import Settings
 from serve_app.shadows import COUNTER, COUNTER_HELP, ShadowCopies
 
@@ -59,13 +59,13 @@ class Preprocessor(Pipeline):
         await self.follower.once()
         self.follower.start(settings.registry.poll_interval_s)
 
-    async def readiness(self) -> dict[str, ModelState]:
-        async def state(handle: DeploymentHandle) -> ModelState:
+    async def readiness(self) -> dict[str, RunnerStatus]:
+        async def status(handle: DeploymentHandle) -> RunnerStatus:
             try:
-                return await asyncio.wait_for(handle.state.remote(), READINESS_TIMEOUT_S)
+                return await asyncio.wait_for(handle.status.remote(), READINESS_TIMEOUT_S)
             except Exception:
-                return ModelState.FAILED
+                return RunnerStatus(ModelState.FAILED)
 
         names = list(self.runners)
-        states = await asyncio.gather(*(state(self.runners[n]) for n in names))
-        return dict(zip(names, states, strict=True))
+        statuses = await asyncio.gather(*(status(self.runners[n]) for n in names))
+        return dict(zip(names, statuses, strict=True))

@@ -49,5 +49,5 @@ class LocalBackend:
         return await self.pipeline.infer(jobs)
 
     async def readiness(self) -> list[Component]:
-        states = {name: runner.state() for name, runner in self.runners.items()}
-        return [Component("Preprocessor", True), *model_components(states, self.specs)]
+        statuses = {name: runner.status() for name, runner in self.runners.items()}
+        return [Component("Preprocessor", True), *model_components(statuses, self.specs)]

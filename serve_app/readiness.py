@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from serve_app.errors import ServiceUnavailable
-from serve_app.runtime.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState, RunnerStatus
 
 READY = "ready"
 
@@ -22,6 +22,8 @@ class Component:
     name: str
     ready: bool
     reason: str = READY
+    execution_provider: str | None = None
+    """A model runner's: where its serving version runs."""
 
 
 def model_component(name: str) -> str:
@@ -44,14 +46,21 @@ async def probe(
     return Component(name, problem is None, problem or READY)
 
 
-def model_components(states: Mapping[str, ModelState], served: Iterable[str]) -> list[Component]:
+def model_components(
+    statuses: Mapping[str, RunnerStatus], served: Iterable[str]
+) -> list[Component]:
     """One component per served model: ready when its runner reports ``ready``."""
     components = []
     for name in served:
-        state = states.get(name)
-        reason = "no state reported" if state is None else f"model is {state.value}"
-        ready = state is ModelState.READY
-        components.append(Component(model_component(name), ready, READY if ready else reason))
+        status = statuses.get(name)
+        if status is None:
+            components.append(Component(model_component(name), False, "no state reported"))
+            continue
+        ready = status.state is ModelState.READY
+        reason = READY if ready else f"model is {status.state.value}"
+        components.append(
+            Component(model_component(name), ready, reason, status.execution_provider)
+        )
     return components
 
 

@@ -75,7 +75,21 @@ class RuntimeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """``auto`` uses CUDA when the replica was given a GPU, the CPU otherwise."""
+    """``auto`` uses CUDA when the replica was given a GPU (``num_gpus`` in the model
+    deployment's ``ray_actor_options``, fractions too), the CPU otherwise. A replica that
+    cannot start CUDA runs on the CPU and says so (log, ``/readyz?verbose=true``)."""
+    tensorrt: bool = False
+    """Put ONNX Runtime's TensorRT execution provider ahead of CUDA on a GPU: engines are
+    built on a version's first load (minutes for a large model) and kept in
+    ``tensorrt_cache_dir``; operators TensorRT cannot take run on CUDA."""
+    tensorrt_fp16: bool = False
+    """Let TensorRT build half-precision engines (faster; answers may differ in the 3rd
+    decimal: validate the version with it on before promoting)."""
+    tensorrt_cache_dir: Path | None = None
+    """Where TensorRT engines are kept between loads (``None``: ``<data_dir>/tensorrt-engines``)."""
+    gpu_memory_limit_bytes: int | None = Field(None, ge=64 * 1024 * 1024)
+    """Most GPU memory CUDA's arena of one session may hold; set it when replicas share a
+    GPU (fractional ``num_gpus``), which Ray does not enforce. ``None``: no limit."""
     intra_op_threads: int = 0
     """ONNX Runtime threads inside one operator; 0 lets ONNX Runtime choose."""
     inter_op_threads: int = 1

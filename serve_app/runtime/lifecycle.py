@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -46,3 +47,12 @@ class Lifecycle:
     @property
     def ready(self) -> bool:
         return self.state is ModelState.READY
+
+
+@dataclass(frozen=True)
+class RunnerStatus:
+    """What a model runner tells readiness: its state, and the ONNX Runtime execution
+    provider its serving version runs on (``CUDAExecutionProvider``, ...)."""
+
+    state: ModelState
+    execution_provider: str | None = None

@@ -11,7 +11,7 @@ from serve_app.catalog.spec import ModelSpec
 from serve_app.catalog.store import ModelStore
 from serve_app.runtime.batch import split, stack
 from serve_app.runtime.combiner import Combiner
-from serve_app.runtime.lifecycle import Lifecycle, ModelState
+from serve_app.runtime.lifecycle import Lifecycle, ModelState, RunnerStatus
 from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import Settings
 
@@ -36,9 +36,13 @@ class Runner:
         runtime = settings.runtime
         if config.intra_op_threads is not None:
             runtime = runtime.model_copy(update={"intra_op_threads": config.intra_op_threads})
+        if runtime.tensorrt_cache_dir is None:
+            engines = settings.data_dir / "tensorrt-engines"
+            runtime = runtime.model_copy(update={"tensorrt_cache_dir": engines})
         self.versions = LoadedVersions(ModelStore(settings.model_store), runtime, has_gpu)
         try:
-            self.versions.load(spec)  # the version serving at start; others load on demand
+            # the version serving at start; others load on demand, on the same providers
+            self.execution_provider = self.versions.load(spec).execution_provider
         except Exception:
             self.lifecycle.transition(ModelState.FAILED)
             raise
@@ -73,8 +77,8 @@ class Runner:
         self.run_seconds += time.perf_counter() - started
         return split(outputs, sizes)
 
-    def state(self) -> ModelState:
-        return self.lifecycle.state
+    def status(self) -> RunnerStatus:
+        return RunnerStatus(self.lifecycle.state, self.execution_provider)
 
     def stats(self) -> dict[str, float]:
         """Counters of this runner: calls received, images run, ONNX Runtime runs and

@@ -152,6 +152,11 @@ class ComponentReadiness(BaseModel):
     name: str = Field(description="The deployment: Ingress, Preprocessor, model-<name>, ...")
     ready: bool
     reason: str = Field(description='"ready", or a short reason it is not.')
+    execution_provider: str | None = Field(
+        None,
+        description="A model runner's ONNX Runtime execution provider "
+        "(CUDAExecutionProvider, TensorrtExecutionProvider, CPUExecutionProvider).",
+    )
 
 
 class Readiness(BaseModel):

@@ -25,7 +25,8 @@ from serve_app.http.app import create_app
 from serve_app.readiness import Component, model_components, probe
 from serve_app.registry.registry import ModelRegistry
 from serve_app.runtime.inspection import InspectionLimits
-from serve_app.runtime.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState, RunnerStatus
+from serve_app.runtime.onnx_model import CPU
 from serve_app.settings import Settings
 from tests.problems import PROBLEM_JSON
 
@@ -38,7 +39,7 @@ class PartlyDownBackend(LocalBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.states = dict.fromkeys(self.specs, ModelState.READY)
+        self.statuses = dict.fromkeys(self.specs, RunnerStatus(ModelState.READY))
         self.registry_answers = True
         self.hang = False
 
@@ -54,7 +55,7 @@ class PartlyDownBackend(LocalBackend):
         return [
             Component("Preprocessor", True),
             checked,
-            *model_components(self.states, self.specs),
+            *model_components(self.statuses, self.specs),
         ]
 
 
@@ -99,13 +100,16 @@ def test_verbose_readiness_names_every_deployment(
     if "served" in request.node.callspec.id:
         expected |= {"Registry", "AuditWriter"}  # deployments of their own
     assert expected <= set(components), components
-    assert all(c == {"name": n, "ready": True, "reason": "ready"} for n, c in components.items())
+    for name, component in components.items():
+        # a model runner says where it runs: here, no GPU, the CPU
+        provider = {"execution_provider": CPU} if name.startswith("model-") else {}
+        assert component == {"name": name, "ready": True, "reason": "ready", **provider}
 
 
 def test_a_failed_model_that_is_not_the_default_is_503(
     anonymous: TestClient, backend: PartlyDownBackend
 ) -> None:
-    backend.states["derm-demo"] = ModelState.FAILED
+    backend.statuses["derm-demo"] = RunnerStatus(ModelState.FAILED)
 
     response = anonymous.get("/readyz")
 
@@ -121,7 +125,7 @@ def test_a_failed_model_that_is_not_the_default_is_503(
 def test_a_model_the_preprocessor_does_not_report_is_503(
     anonymous: TestClient, backend: PartlyDownBackend
 ) -> None:
-    del backend.states["chest-xray-demo"]
+    del backend.statuses["chest-xray-demo"]
 
     problem = anonymous.get("/readyz").json()
 

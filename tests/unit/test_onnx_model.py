@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -10,7 +11,14 @@ from onnx import TensorProto, helper, numpy_helper
 from serve_app.catalog.spec import Layout
 from serve_app.errors import InvalidInput
 from serve_app.runtime import onnx_model
-from serve_app.runtime.onnx_model import CPU, CUDA, OnnxModel, inspect_model, providers
+from serve_app.runtime.onnx_model import (
+    CPU,
+    CUDA,
+    TENSORRT,
+    OnnxModel,
+    inspect_model,
+    providers,
+)
 from serve_app.settings import RuntimeSettings
 from tests.unit.onnx_builders import (
     model_bytes,
@@ -185,9 +193,13 @@ def test_onnx_model_on_cpu_uses_only_the_cpu() -> None:
     assert model.providers == [CPU]
 
 
+def names(chosen: list[onnx_model.Provider]) -> list[str]:
+    return [p if isinstance(p, str) else p[0] for p in chosen]
+
+
 @pytest.fixture
-def cuda_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(onnx_model.ort, "get_available_providers", lambda: [CUDA, CPU])
+def gpu_providers_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_model.ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
 
 
 @pytest.fixture
@@ -195,7 +207,7 @@ def cuda_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(onnx_model.ort, "get_available_providers", lambda: [CPU])
 
 
-@pytest.mark.usefixtures("cuda_available")
+@pytest.mark.usefixtures("gpu_providers_installed")
 @pytest.mark.parametrize(
     ("device", "has_gpu", "expected"),
     [
@@ -208,15 +220,67 @@ def cuda_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_providers_when_cuda_is_installed(device: str, has_gpu: bool, expected: list[str]) -> None:
-    assert providers(RuntimeSettings(device=device), has_gpu) == expected
+    assert names(providers(RuntimeSettings(device=device), has_gpu)) == expected
+
+
+@pytest.mark.usefixtures("gpu_providers_installed")
+def test_tensorrt_goes_ahead_of_cuda_with_its_engine_cache(tmp_path: Path) -> None:
+    runtime = RuntimeSettings(tensorrt=True, tensorrt_fp16=True, tensorrt_cache_dir=tmp_path)
+
+    chosen = providers(runtime, has_gpu=True)
+
+    assert names(chosen) == [TENSORRT, CUDA, CPU]
+    trt_options = dict(chosen[0][1])
+    assert trt_options["trt_engine_cache_enable"] is True
+    assert trt_options["trt_engine_cache_path"] == str(tmp_path)
+    assert trt_options["trt_fp16_enable"] is True
+    assert names(providers(runtime, has_gpu=False)) == [CPU]  # TensorRT is a GPU's
+
+
+@pytest.mark.usefixtures("gpu_providers_installed")
+def test_replicas_sharing_a_gpu_can_bound_cudas_memory() -> None:
+    limited = RuntimeSettings(gpu_memory_limit_bytes=2 * 1024**3)
+
+    (cuda, _) = providers(limited, has_gpu=True)
+
+    assert cuda[1]["gpu_mem_limit"] == 2 * 1024**3
+    assert cuda[1]["arena_extend_strategy"] == "kSameAsRequested"
+    (unlimited, _) = providers(RuntimeSettings(), has_gpu=True)
+    assert "gpu_mem_limit" not in unlimited[1]
 
 
 @pytest.mark.usefixtures("cuda_missing")
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda"])
 def test_providers_fall_back_to_cpu_without_cuda(device: str) -> None:
-    assert providers(RuntimeSettings(device=device), has_gpu=True) == [CPU]
+    assert providers(RuntimeSettings(device=device, tensorrt=True), has_gpu=True) == [CPU]
 
 
 def test_providers_with_the_real_onnxruntime() -> None:
     assert providers(RuntimeSettings(), has_gpu=False) == [CPU]
     assert providers(RuntimeSettings(device="cpu"), has_gpu=True) == [CPU]
+
+
+def test_a_replica_that_cannot_start_cuda_runs_on_the_cpu_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: this machine has onnxruntime-gpu without CUDA's libraries or a GPU: ONNX
+    # Runtime itself falls back, and only the model's own record tells where it runs.
+    data = tiny_classifier([None, 3, 64, 64])
+    spec = inspect_model(data, "m", "1")
+
+    with caplog.at_level("WARNING", logger=onnx_model.log.name):
+        model = OnnxModel(data, spec, RuntimeSettings(device="cuda"), has_gpu=True)
+
+    assert (model.execution_provider, model.device) == (CPU, "cpu")
+    assert "m:1 asked for a GPU but runs on the CPU" in caplog.text
+
+
+def test_a_run_with_io_binding_answers_as_a_plain_run() -> None:
+    data = tiny_classifier([None, 3, 64, 64])
+    model = OnnxModel(data, inspect_model(data, "m", "1"), RuntimeSettings(device="cpu"))
+    batch = np.random.default_rng(7).random((3, 3, 64, 64), dtype=np.float32)
+
+    bound = model.run_bound(batch[:, :, ::-1, :], "cpu")  # a strided view, as slicing makes
+
+    np.testing.assert_allclose(bound, model.run(batch[:, :, ::-1, :].copy()), rtol=1e-6)
+    assert bound.shape[0] == 3

@@ -6,7 +6,7 @@ import asyncio
 
 from serve_app.errors import ServiceUnavailable
 from serve_app.readiness import Component, expect, model_components, probe
-from serve_app.runtime.lifecycle import ModelState
+from serve_app.runtime.lifecycle import ModelState, RunnerStatus
 
 SECRET = "postgres://medai:hunter2@db.internal/records"
 
@@ -48,10 +48,13 @@ def test_a_probe_reports_the_reason_its_check_gives() -> None:
 
 
 def test_each_served_model_is_ready_only_when_its_runner_says_so() -> None:
-    states = {"chest": ModelState.READY, "derm": ModelState.LOADING}
+    statuses = {
+        "chest": RunnerStatus(ModelState.READY, "CUDAExecutionProvider"),
+        "derm": RunnerStatus(ModelState.LOADING),
+    }
 
-    assert model_components(states, ["chest", "derm", "knee"]) == [
-        Component("model-chest", True, "ready"),
+    assert model_components(statuses, ["chest", "derm", "knee"]) == [
+        Component("model-chest", True, "ready", "CUDAExecutionProvider"),
         Component("model-derm", False, "model is loading"),
         Component("model-knee", False, "no state reported"),
     ]
