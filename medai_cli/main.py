@@ -79,7 +79,7 @@ def build_demo_models(settings: Settings, include_on_demand: bool = False) -> li
     """Build and register the demo models missing from the store; return their refs."""
     from serve_app.catalog.store import ModelStore
     from serve_app.demo_models import DEMO_MODELS
-    from serve_app.runtime.onnx_model import inspect_model
+    from serve_app.runtime.examine import inspect_model
 
     store = ModelStore(settings.model_store)
     have = {s.ref for s in store.specs() if store.blob_path(s.sha256).exists()}
