@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from medai_cli.check import add_check_command
 from medai_cli.common import config_settings, local_token
 from medai_cli.models import add_model_commands, add_route_commands
 from serve_app.settings import REPO_ROOT, Settings
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.set_defaults(func=cmd_build_demo)
     add_model_commands(models, REPO_ROOT / "serve_config.yaml")
+    add_check_command(models, REPO_ROOT / "serve_config.yaml")
     routes = sub.add_parser("routes", help="A/B routes").add_subparsers(
         dest="action", required=True
     )

@@ -48,6 +48,10 @@ FIX_INPUT = (
     "export one image input of 4 dimensions: NCHW (batch, 1 or 3 channels, height, width) "
     "or NHWC; fold other inputs into the graph as constants"
 )
+FIX_FLAT_INPUT = (
+    "the model takes flat features (scikit-learn): give it an image input, a Flatten node "
+    "from (batch, channels, height, width) to its features (README, Models)"
+)
 FIX_DYNAMIC_BATCH = (
     "export with a dynamic batch axis (torch: dynamic_axes={'input': {0: 'batch'}}; "
     "tf2onnx and skl2onnx: None as the first dimension)"
@@ -91,11 +95,12 @@ def examine(
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         shapes = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+        flat = len(inputs) == 1 and len(inputs[0].shape) == 2
         found.add(
             Verdict.REFUSED,
             "model-input",
             f"model must take exactly one 4-D image tensor; it takes {shapes or 'none'}",
-            FIX_INPUT,
+            FIX_FLAT_INPUT if flat else FIX_INPUT,
         )
         return found
     props = session.get_modelmeta().custom_metadata_map
@@ -136,7 +141,8 @@ def _file(model: ModelProto, found: Examination) -> None:
             FIX_OPSET,
         )
     else:
-        found.add(Verdict.OK, "onnx", f"opsets {opsets}")
+        named = ", ".join(f"{domain} {version}" for domain, version in sorted(opsets.items()))
+        found.add(Verdict.OK, "onnx", f"opset {named}")
     external = external_data_error(model)
     if external is not None:
         found.refuse(
@@ -166,7 +172,10 @@ def _spec(
     try:
         dtype = numpy_dtype(image.type).name
     except InvalidInput as error:
-        found.refuse(error, "export a float32, float16, uint8 or uint16 image input")
+        found.refuse(
+            error,
+            "export a numeric image input (float32 or float16; integers work too)",
+        )
         return None
     out_type = output.type
     spec = ModelSpec(
@@ -237,6 +246,10 @@ DEFAULTS = {
 
 def _metadata(spec: ModelSpec, props: dict[str, str], found: Examination) -> None:
     metadata = spec.metadata
+    stated = [key for key in DEFAULTS if METADATA_PREFIX + key in props]
+    if stated:
+        read = ", ".join(f"{key} {getattr(metadata, key)}" for key in stated)
+        found.add(Verdict.OK, "model-metadata", read)
     for key, default in DEFAULTS.items():
         if METADATA_PREFIX + key not in props:
             found.add(
@@ -290,7 +303,8 @@ def _run(session: Any, spec: ModelSpec, found: Examination) -> None:
             "medai.labels to one name per class",
         )
         return
-    found.add(Verdict.OK, "model-output", f"output {spec.output_name}: {list(out.shape)}")
+    kind = f"{labels} {metadata.output_kind} for {metadata.labels}"
+    found.add(Verdict.OK, "model-output", f"output {spec.output_name}: (batch, {labels}), {kind}")
     if metadata.positive_index is not None and not 0 <= metadata.positive_index < labels:
         found.add(
             Verdict.REFUSED,

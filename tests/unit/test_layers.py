@@ -61,7 +61,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("deployments",),
     # The command line, outermost.
     ("medai_cli", "medai_cli.common"),
-    ("medai_cli.models",),
+    ("medai_cli.models", "medai_cli.check", "medai_cli.infer"),
     ("medai_cli.main",),
     ("medai_cli.__main__",),
 )
