@@ -13,6 +13,7 @@ from pathlib import Path
 
 from medai_cli.check import add_check_command
 from medai_cli.common import config_settings, local_token
+from medai_cli.infer import add_infer_command
 from medai_cli.models import add_model_commands, add_route_commands
 from serve_app.settings import REPO_ROOT, Settings
 
@@ -272,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         dest="action", required=True
     )
     add_route_commands(routes, REPO_ROOT / "serve_config.yaml")
+    add_infer_command(sub, REPO_ROOT / "serve_config.yaml")
 
     serve = sub.add_parser("serve", help="build demo models if absent, then `serve run` locally")
     serve.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
