@@ -82,3 +82,36 @@ def test_the_summary_escapes_file_names_and_draws_each_answer() -> None:
     assert len(document.getElementsByTagName("circle")) == 3
     counts = [t.firstChild.data for t in document.getElementsByTagName("title")]
     assert counts[0] == "0.0..0.1: 1" and counts[-1] == "0.9..1.0: 1"
+
+
+def test_a_file_is_sent_by_its_format_never_under_its_own_name(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from medai_cli.infer import send
+
+    path = tmp_path / "MRN-0042 Jane Doe.dcm"
+    path.write_bytes(encode(pixels(2, 64, 64), "JPEG"))
+    bodies: list[bytes] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.read())
+        return httpx.Response(503, headers={"retry-after": "0"}, json={"detail": "busy"})
+
+    async def go() -> Row:
+        transport = httpx.MockTransport(server)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            return await send(client, identify(path), {"model": "m"})
+
+    row = asyncio.run(go())
+
+    assert len(bodies) == 3  # a busy server is asked again, ATTEMPTS times
+    assert b'filename="image.jpg"' in bodies[0] and b"Content-Type: image/jpeg" in bodies[0]
+    assert all(b"MRN" not in body and b"Jane" not in body for body in bodies)
+    assert (row.file, row.format, row.status, row.error) == (
+        str(path),
+        "jpeg",
+        "503",
+        "503: busy",
+    )
