@@ -149,12 +149,28 @@ def test_an_unreachable_server_is_a_row_per_file_not_a_crash(
     (tmp_path / "a.png").write_bytes(encode(pixels(65, 64, 64), "PNG"))
     url = f"http://127.0.0.1:{free_port()}"
 
-    code = infer(str(tmp_path / "a.png"), "--url", url, "--token", "x", "--out", str(tmp_path))
+    # NOTE: with the progress bar (on stderr), which the other tests turn off.
+    code = main(["infer", str(tmp_path / "a.png"), "--url", url, "--token", "x",
+                 "--out", str(tmp_path)])  # fmt: skip
 
     assert code == 1
     (row,) = read_csv(tmp_path / "results.csv").values()
     assert row["error"] == "no answer from the server: ConnectError"
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_model_asked_for_answers(server: str, token_for: TokenFactory, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(encode(pixels(66, 96, 96, channels=3), "JPEG"))
+    token = token_for("clinician")
+
+    code = infer(str(tmp_path / "in"), "--url", server, "--token", token,
+                 "--out", str(tmp_path / "out"), "--model", "derm-demo:1.0.0")  # fmt: skip
+
+    assert code == 0
+    (row,) = read_csv(tmp_path / "out" / "results.csv").values()
+    assert (row["model"], row["version"], row["format"]) == ("derm-demo", "1.0.0", "jpeg")
+    assert row["prediction"] in ("benign", "malignant", "indeterminate")
 
 
 def test_nothing_to_send_is_a_usage_error(tmp_path: Path, capsys) -> None:
