@@ -40,7 +40,6 @@ NAMED_FORMATS = {
 FOREIGN_MAGIC = (
     (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
     (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000 (JP2)"),
@@ -111,6 +110,8 @@ def describe(data: bytes) -> str:
     for magic, name in FOREIGN_MAGIC:
         if data.startswith(magic):
             return name
+    if data.startswith(b"BM") and data[6:10] == b"\x00" * 4:  # NOTE: "BM" alone is text too
+        return "BMP"
     head = data[:512]
     try:
         head.decode("utf-8")

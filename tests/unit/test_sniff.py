@@ -140,6 +140,7 @@ def test_agreeing_or_silent_declarations_log_nothing(
     [
         (b"GIF89a" + b"\x00" * 200, "GIF"),
         (b"BM" + b"\x00" * 200, "BMP"),
+        (b"BMI of the patient: 22", "text"),
         (b"II*\x00" + b"\x00" * 200, "TIFF"),
         (b"%PDF-1.7\n", "PDF"),
         (b"PK\x03\x04" + b"\x00" * 50, "ZIP"),
