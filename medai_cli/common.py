@@ -1,8 +1,10 @@
 """What the ``medai`` commands share: the settings a serve config runs with, and a token
-this machine's server accepts."""
+this machine's server accepts (given, or minted)."""
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 from serve_app.settings import Settings
@@ -29,3 +31,12 @@ def local_token(settings: Settings, sub: str, role: str, ttl_s: float | None = N
     assert secret is not None  # load_credentials refuses to go on without one
     ttl = ttl_s or settings.auth.token_ttl_s
     return mint(settings.auth, secret.get_secret_value(), sub, role, ttl, algorithm="HS256")
+
+
+def bearer_token(args: argparse.Namespace, role: str) -> str:
+    """``--token``, else ``MEDAI_TOKEN``, else a 10-minute development token for ``--as``
+    with ``role``, minted with this machine's secret (``--config``)."""
+    token = args.token or os.environ.get("MEDAI_TOKEN")
+    if token:
+        return str(token)
+    return local_token(config_settings(args.config), args.as_sub, role, ttl_s=600)

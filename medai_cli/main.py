@@ -11,7 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from medai_cli.check import add_check_command
 from medai_cli.common import config_settings, local_token
+from medai_cli.infer import add_infer_command
 from medai_cli.models import add_model_commands, add_route_commands
 from serve_app.settings import REPO_ROOT, Settings
 
@@ -81,7 +83,7 @@ def build_demo_models(settings: Settings, include_on_demand: bool = False) -> li
     """Build and register the demo models missing from the store; return their refs."""
     from serve_app.catalog.store import ModelStore
     from serve_app.demo_models import DEMO_MODELS
-    from serve_app.runtime.onnx_model import inspect_model
+    from serve_app.runtime.examine import inspect_model
 
     store = ModelStore(settings.model_store)
     have = {s.ref for s in store.specs() if store.blob_path(s.sha256).exists()}
@@ -268,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.set_defaults(func=cmd_build_demo)
     add_model_commands(models, REPO_ROOT / "serve_config.yaml")
+    add_check_command(models, REPO_ROOT / "serve_config.yaml")
     routes = sub.add_parser("routes", help="A/B routes").add_subparsers(
         dest="action", required=True
     )
     add_route_commands(routes, REPO_ROOT / "serve_config.yaml")
+    add_infer_command(sub, REPO_ROOT / "serve_config.yaml")
 
     serve = sub.add_parser("serve", help="build demo models if absent, then `serve run` locally")
     serve.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")

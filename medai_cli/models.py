@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from medai_cli.common import config_settings, local_token
+from medai_cli.common import bearer_token
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _token(args: argparse.Namespace) -> str:
-    token = args.token or os.environ.get("MEDAI_TOKEN")
-    if token:
-        return token
-    return local_token(config_settings(args.config), args.as_sub, "ml_engineer", ttl_s=600)
 
 
 def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
     import httpx
 
-    headers = {"Authorization": f"Bearer {_token(args)}"}
+    headers = {"Authorization": f"Bearer {bearer_token(args, 'ml_engineer')}"}
     try:
         response = httpx.request(
             method, args.url + path, headers=headers, timeout=args.timeout, **kwargs

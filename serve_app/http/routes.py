@@ -207,7 +207,9 @@ def build_router(
     ) -> InferResponse:
         """Classify an uploaded PNG, JPEG or DICOM file."""
         data = await file.read()
-        image = EncodedImage(data=data, format=sniff(data, file.content_type), frame=frame)
+        image = EncodedImage(
+            data=data, format=sniff(data, file.content_type, file.filename), frame=frame
+        )
         return await predict(image, model, caller, patient_id)
 
     return router

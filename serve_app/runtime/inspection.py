@@ -27,7 +27,7 @@ from pathlib import Path
 
 from serve_app.catalog.spec import ModelSpec
 from serve_app.child_env import child_environment
-from serve_app.errors import InvalidInput, MedAIError
+from serve_app.runtime.findings import Examination, Finding, Verdict
 from serve_app.settings import LimitsSettings, RuntimeSettings
 
 
@@ -46,8 +46,9 @@ class InspectionLimits:
         )
 
 
-def _refused(detail: str, rule: str) -> InvalidInput:
-    return InvalidInput(detail, field="file", rule=rule)
+def _refused(detail: str, rule: str, setting: str) -> Examination:
+    fix = f"make the model lighter, or raise {setting} if the server can afford it"
+    return Examination([Finding(Verdict.REFUSED, rule, detail, fix)])
 
 
 def inspect_in_child(
@@ -56,6 +57,18 @@ def inspect_in_child(
     """The upload's spec and its zero-input latency in ms, read in a limited child process
     (blocking). Raises ``InvalidInput`` (field ``file``) for a bad model or a broken limit:
     ``memory-limit``, ``cpu-limit``, ``time-limit``."""
+    found = examine_in_child(data, limits, name, version)
+    if found.refusals:
+        raise found.refusals[0].error()
+    assert found.spec is not None and found.latency_ms is not None
+    return found.spec, found.latency_ms
+
+
+def examine_in_child(
+    data: bytes, limits: InspectionLimits, name: str = "check", version: str = "0"
+) -> Examination:
+    """Every finding about the upload (``serve_app.runtime.examine``), made in a limited
+    child process (blocking); a broken limit is one refused finding."""
     with tempfile.TemporaryDirectory(prefix="medai-inspect-") as scratch:
         upload = Path(scratch) / "upload.onnx"
         upload.write_bytes(data)
@@ -72,26 +85,30 @@ def inspect_in_child(
                 timeout=limits.timeout_s,
             )
         except subprocess.TimeoutExpired:  # NOTE: run() has killed it
-            raise _refused(
+            return _refused(
                 f"inspecting the model took longer than {limits.timeout_s} s "
                 "(limits.model_inspect_timeout_s)",
                 "time-limit",
-            ) from None
+                "limits.model_inspect_timeout_s",
+            )
     if done.returncode != 0 or not done.stdout:
-        raise _limit_broken(done.returncode, limits)
+        return _limit_broken(done.returncode, limits)
     answer = json.loads(done.stdout)
-    if "error" in answer:
-        error = answer["error"]
-        raise _refused(error["detail"], error["rule"])
-    return ModelSpec.model_validate(answer["spec"]), answer["latency_ms"]
+    spec = answer["spec"]
+    return Examination(
+        [Finding.from_json(f) for f in answer["findings"]],
+        None if spec is None else ModelSpec.model_validate(spec),
+        answer["latency_ms"],
+    )
 
 
-def _limit_broken(returncode: int, limits: InspectionLimits) -> InvalidInput:
+def _limit_broken(returncode: int, limits: InspectionLimits) -> Examination:
     if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return _refused(
             f"inspecting the model used more than {limits.cpu_s} s of CPU "
             "(limits.model_inspect_cpu_s)",
             "cpu-limit",
+            "limits.model_inspect_cpu_s",
         )
     # NOTE: under RLIMIT_AS a failed allocation in native code can abort the child
     # (std::bad_alloc out of a worker thread) rather than raise.
@@ -100,6 +117,7 @@ def _limit_broken(returncode: int, limits: InspectionLimits) -> InvalidInput:
         f"likely needed more than {limits.memory_bytes} bytes "
         "(limits.model_inspect_memory_bytes)",
         "memory-limit",
+        "limits.model_inspect_memory_bytes",
     )
 
 
@@ -109,22 +127,28 @@ def _main(path: str, name: str, version: str, memory_bytes: str, cpu_s: str) -> 
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     # NOTE: SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    started = time.perf_counter()
     try:
-        from serve_app.runtime.onnx_model import inspect_model
+        from serve_app.runtime.examine import examine
 
         data = Path(path).read_bytes()
         started = time.perf_counter()
         # NOTE: one thread: ONNX Runtime's pool then reserves no address space per core,
         # and the CPU limit bounds the wall time too.
         runtime = RuntimeSettings(device="cpu", intra_op_threads=1)
-        spec = inspect_model(data, name, version, runtime)
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        answer: dict = {"spec": spec.model_dump(mode="json"), "latency_ms": latency_ms}
-    except MedAIError as error:
-        answer = {"error": {"detail": error.detail, "rule": error.rule}}
+        found = examine(data, name, version, runtime)
     except MemoryError:
-        detail = "inspecting the model ran out of its memory limit"
-        answer = {"error": {"detail": detail, "rule": "memory-limit"}}
+        found = _refused(
+            "inspecting the model ran out of its memory limit",
+            "memory-limit",
+            "limits.model_inspect_memory_bytes",
+        )
+    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    answer = {
+        "findings": [f.to_json() for f in found.findings],
+        "spec": None if found.spec is None else found.spec.model_dump(mode="json"),
+        "latency_ms": latency_ms,
+    }
     sys.stdout.write(json.dumps(answer))
 
 

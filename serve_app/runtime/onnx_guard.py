@@ -78,9 +78,9 @@ def external_tensors(model: ModelProto) -> list[str]:
     return [where for where, tensor in tensors(model) if _is_external(tensor)]
 
 
-def refuse_external_data(data: bytes) -> None:
-    """Raise ``InvalidInput`` (field ``file``, rule ``external-data``) if any tensor of the
-    ONNX file ``data`` stores its data outside it; ``onnx`` if it is no ONNX model at all."""
+def parse_model(data: bytes) -> ModelProto:
+    """The ONNX file ``data`` parsed (nothing loaded); ``InvalidInput`` (field ``file``,
+    rule ``onnx``) if it does not parse."""
     model = ModelProto()
     try:
         model.ParseFromString(data)
@@ -88,15 +88,30 @@ def refuse_external_data(data: bytes) -> None:
         raise InvalidInput(
             "file is not an ONNX model (it does not parse)", field="file", rule="onnx"
         ) from None
+    return model
+
+
+def external_data_error(model: ModelProto) -> InvalidInput | None:
+    """The refusal (field ``file``, rule ``external-data``) of a model any tensor of which
+    stores its data outside the file, naming where the tensor is, never its location."""
     found = external_tensors(model)
-    if found:
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        raise InvalidInput(
-            f"a tensor ({found[0]}{more}) stores its data outside the model file; "
-            "embed every tensor in the file (external data is refused)",
-            field="file",
-            rule=RULE,
-        )
+    if not found:
+        return None
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return InvalidInput(
+        f"a tensor ({found[0]}{more}) stores its data outside the model file; "
+        "embed every tensor in the file (external data is refused)",
+        field="file",
+        rule=RULE,
+    )
+
+
+def refuse_external_data(data: bytes) -> None:
+    """Raise ``InvalidInput`` (field ``file``, rule ``external-data``) if any tensor of the
+    ONNX file ``data`` stores its data outside it; ``onnx`` if it is no ONNX model at all."""
+    error = external_data_error(parse_model(data))
+    if error is not None:
+        raise error
 
 
 def refuse_stored_external_data(data: bytes, ref: str) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import numpy as np
 import onnxruntime as ort
 
-from serve_app.catalog.spec import ModelSpec, dims, infer_layout, numpy_dtype, parse_metadata
-from serve_app.codecs.dtypes import ONNX_TENSOR_TYPES
+from serve_app.catalog.spec import ModelSpec
 from serve_app.errors import InvalidInput
 from serve_app.runtime.onnx_guard import refuse_external_data
 from serve_app.settings import RuntimeSettings
@@ -114,78 +112,6 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(
         sign in text for sign in ("bad_alloc", "bad allocation", "Failed to allocate")
     )
-
-
-def inspect_model(
-    data: bytes, name: str, version: str, runtime: RuntimeSettings | None = None
-) -> ModelSpec:
-    """Read a model's spec from its graph and metadata, and prove it runs on a zero input.
-
-    It runs the uploader's graph: registration calls it in a limited child process
-    (``serve_app.runtime.inspection``)."""
-    session = open_session(data, runtime)
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise InvalidInput(
-            "model must take exactly one 4-D image tensor", field="file", rule="model-input"
-        )
-    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
-    shape = dims(inputs[0].shape)
-    layout = infer_layout(shape, metadata.layout)
-    spec = ModelSpec(
-        name=name,
-        version=version,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        input_name=inputs[0].name,
-        input_shape=shape,
-        input_dtype=numpy_dtype(inputs[0].type).name,
-        layout=layout,
-        output_name=outputs[0].name,
-        output_shape=dims(outputs[0].shape),
-        metadata=metadata,
-        output_dtype=ONNX_TENSOR_TYPES[outputs[0].type].name
-        if outputs[0].type in ONNX_TENSOR_TYPES
-        else None,
-    )
-    if any(d is None for d in shape[1:]):
-        raise InvalidInput(
-            f"model input {spec.input_name} needs fixed channel, height and width "
-            f"dimensions, got {shape}",
-            field="file",
-            rule="model-input",
-        )
-    for key, values in (("mean", metadata.mean), ("std", metadata.std)):
-        if values is not None and len(values) not in (1, spec.channels):
-            raise InvalidInput(
-                f"medai.{key} has {len(values)} values for {spec.channels} channels",
-                field="file",
-                rule="model-metadata",
-            )
-    zero = np.zeros([d or 1 for d in shape], dtype=spec.dtype)
-    try:
-        (out,) = session.run([spec.output_name], {spec.input_name: zero})
-    except Exception as exc:
-        if out_of_memory(exc):
-            raise InvalidInput(
-                "model ran out of memory on a zero input", field="file", rule="memory-limit"
-            ) from None
-        raise InvalidInput(
-            f"model failed on a zero input: {type(exc).__name__}", field="file", rule="model-run"
-        ) from None
-    if out.ndim != 2 or out.shape[1] != len(metadata.labels):
-        raise InvalidInput(
-            f"model output shape {list(out.shape)} does not match {len(metadata.labels)} labels",
-            field="file",
-            rule="model-output",
-        )
-    if metadata.positive_index is not None and not 0 <= metadata.positive_index < out.shape[1]:
-        raise InvalidInput(
-            f"medai.positive_index {metadata.positive_index} is not an output index",
-            field="file",
-            rule="model-metadata",
-        )
-    return spec
 
 
 class OnnxModel:

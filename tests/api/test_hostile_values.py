@@ -21,7 +21,7 @@ from serve_app.auth.credentials import Credentials
 from serve_app.catalog.store import ModelStore
 from serve_app.codecs.types import EncodedImage, ImageFormat
 from serve_app.http.app import create_local_app
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from serve_app.settings import Settings
 from tests.api.test_infer_file import assert_matches_oracle, upload
 from tests.dicoms import grey_dicom, palette_dicom, segmented_lut_bomb

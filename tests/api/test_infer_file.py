@@ -68,20 +68,61 @@ def test_png_and_jpeg(api: httpx.Client, model_store, image, fmt, options, model
     )
 
 
-@pytest.mark.parametrize("part_type", ["application/octet-stream", None])
+MISLABELLED = {
+    "PNG": lambda: encode(pixels(25, 128, 128), "PNG"),
+    "JPEG": lambda: encode(pixels(26, 128, 128), "JPEG", quality=90),
+    "DICOM": lambda: dicom_bytes("CT_small.dcm"),
+}
+"""One file of each supported format, to be sent under every other format's name or type."""
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "part_type"),
+    [
+        ("PNG", "scan.dcm", None),  # httpx, as a browser, derives application/dicom
+        ("PNG", "scan.dcm", "application/octet-stream"),
+        ("PNG", "scan.dcm", "untyped"),  # a part with no Content-Type at all
+        ("PNG", "scan.jpg", None),
+        ("PNG", "scan.png", "image/jpeg"),
+        ("JPEG", "scan.dcm", None),
+        ("JPEG", "scan.png", None),
+        ("JPEG", "scan.jpg", "application/dicom"),
+        ("DICOM", "scan.png", None),
+        ("DICOM", "scan.jpg", None),
+        ("DICOM", "scan.dcm", "image/png"),
+        ("DICOM", "scan", "image/jpeg"),
+    ],
+)
 def test_format_comes_from_content_not_name(
-    api: httpx.Client, model_store, part_type: str | None
+    api: httpx.Client, model_store, fmt: str, name: str, part_type: str | None
 ) -> None:
-    # A part type naming another format is a 415 (tests/api/test_hostile_input.py).
-    data = encode(pixels(25, 128, 128), "PNG")
+    """A misnamed or mistyped file is served as what its bytes are (the disagreement is
+    only logged: tests/unit/test_sniff.py)."""
+    data = MISLABELLED[fmt]()
     response = (
-        upload(api, data, name="scan.dcm", content_type=part_type)
-        if part_type
-        else upload_untyped(api, data, name="scan.dcm")
+        upload_untyped(api, data, name=name)
+        if part_type == "untyped"
+        else upload(api, data, name=name, content_type=part_type)
     )
     assert_matches_oracle(
-        response, model_store, "chest-xray-demo", EncodedImage(data, ImageFormat.PNG)
+        response, model_store, "chest-xray-demo", EncodedImage(data, ImageFormat[fmt])
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "found"),
+    [
+        (b"GIF89a" + b"\x00" * 300, "scan.png", "GIF"),
+        (b"%PDF-1.7\n" + b"x" * 300, "scan.dcm", "PDF"),
+        (b"II*\x00" + b"\x00" * 300, "scan.jpg", "TIFF"),
+    ],
+)
+def test_content_that_is_no_supported_image_is_a_415_naming_it(
+    api: httpx.Client, data: bytes, name: str, found: str
+) -> None:
+    response = upload(api, data, name=name)
+    assert_problem(response, 415, "file", "format")
+    assert response.json()["detail"].startswith(f"file content is {found};")
 
 
 DICOM_ACCEPTED = [

@@ -123,3 +123,24 @@ def test_metrics_count_routes_refusals_and_inferences(api: httpx.Client) -> None
     inferred = 'medai_inferences_total{model="chest-xray-demo:1.0.0",status="200"}'
     assert sample(after, inferred) == sample(before, inferred) + 1
     assert PATIENT not in after and 'route="unmatched"' in after
+
+
+def test_a_mislabelled_file_is_logged_by_format_never_by_name(
+    inprocess_client: httpx.Client, log_lines: io.StringIO
+) -> None:
+    png = encode(pixels(6, 64, 64), "PNG")
+    response = inprocess_client.post("/infer/file", files={"file": (f"{PATIENT}.dcm", png)})
+    assert response.status_code == 200, response.text
+
+    rid = response.headers["x-request-id"]
+    (line,) = [
+        r
+        for r in records(log_lines)
+        if r["request_id"] == rid and r["message"] == "declared format differs from content"
+    ]
+    assert (line["declared"], line["declared_by"], line["detected"]) == (
+        "dicom",
+        "content-type",
+        "png",
+    )
+    assert PATIENT not in log_lines.getvalue()

@@ -61,7 +61,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("deployments",),
     # The command line, outermost.
     ("medai_cli", "medai_cli.common"),
-    ("medai_cli.models",),
+    # What `medai infer` reads and writes: files by content, the CSV, SVG charts.
+    ("medai_cli.files", "medai_cli.results", "medai_cli.charts"),
+    ("medai_cli.summary",),
+    ("medai_cli.models", "medai_cli.check", "medai_cli.infer"),
     ("medai_cli.main",),
     ("medai_cli.__main__",),
 )

@@ -12,8 +12,9 @@ from onnx import AttributeProto, TensorProto, helper
 
 from serve_app.catalog.store import ModelStore, TamperedModel
 from serve_app.errors import InvalidInput
+from serve_app.runtime.examine import inspect_model
 from serve_app.runtime.onnx_guard import external_tensors, refuse_external_data
-from serve_app.runtime.onnx_model import OnnxModel, inspect_model
+from serve_app.runtime.onnx_model import OnnxModel
 from serve_app.runtime.versions import LoadedVersions
 from serve_app.settings import RuntimeSettings
 from tests.unit.onnx_builders import (

@@ -11,14 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from serve_app.catalog.spec import Layout
 from serve_app.errors import InvalidInput
 from serve_app.runtime import onnx_model
-from serve_app.runtime.onnx_model import (
-    CPU,
-    CUDA,
-    TENSORRT,
-    OnnxModel,
-    inspect_model,
-    providers,
-)
+from serve_app.runtime.examine import inspect_model
+from serve_app.runtime.onnx_model import CPU, CUDA, TENSORRT, OnnxModel, providers
 from serve_app.settings import RuntimeSettings
 from tests.unit.onnx_builders import (
     model_bytes,

@@ -15,7 +15,7 @@ from serve_app.errors import InvalidInput, ModelOutputInvalid, NotFound
 from serve_app.job import Job, Outcome
 from serve_app.pipeline import Pipeline
 from serve_app.preprocessing import prepare
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from serve_app.settings import LimitsSettings, Settings
 from tests.unit.onnx_builders import log_of_brightness, tiny_classifier
 

@@ -18,7 +18,7 @@ from serve_app.records.model import StatusChange
 from serve_app.routing.admission import check_loaded, check_retirements, check_route
 from serve_app.routing.plan import ServingPlan
 from serve_app.routing.stats import summarize
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from serve_app.schemas.routes import RouteOut
 from tests.unit.onnx_builders import tiny_classifier
 from tests.unit.test_ab_routing import REQUESTS, assert_within_3_sigma, pseudonyms

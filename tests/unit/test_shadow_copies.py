@@ -20,7 +20,7 @@ from serve_app.job import Job
 from serve_app.pipeline import Pipeline
 from serve_app.records.inference import InferenceRecord
 from serve_app.routing.plan import ServingPlan
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from serve_app.schemas.routes import RouteOut
 from serve_app.settings import Settings
 from serve_app.shadows import ShadowCopies

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from serve_app.codecs.sniff import DICOM_MAGIC, JPEG_MAGIC, PNG_MAGIC, sniff
+from serve_app.codecs.sniff import DICOM_MAGIC, JPEG_MAGIC, PNG_MAGIC, describe, sniff
 from serve_app.codecs.types import ImageFormat
 from serve_app.errors import UnsupportedMediaType
 
@@ -85,25 +87,72 @@ def test_a_declared_type_that_agrees_or_says_nothing_is_accepted(
 
 
 @pytest.mark.parametrize(
-    ("data", "declared"),
+    ("data", "declared", "filename", "expected", "said", "by"),
     [
-        (PNG, "image/jpeg"),
-        (PNG, "application/dicom"),
-        (JPEG, "image/png"),
-        (DICOM, "image/png"),
-        (DICOM, "IMAGE/JPEG"),
+        (PNG, "image/jpeg", "scan.png", ImageFormat.PNG, "jpeg", "content-type"),
+        (PNG, "application/dicom", "scan.dcm", ImageFormat.PNG, "dicom", "content-type"),
+        (PNG, None, "MRN-123 scan.DCM", ImageFormat.PNG, "dicom", "file-name"),
+        (JPEG, "image/png", None, ImageFormat.JPEG, "png", "content-type"),
+        (JPEG, "application/octet-stream", "x.dicom", ImageFormat.JPEG, "dicom", "file-name"),
+        (DICOM, "image/png", "scan.png", ImageFormat.DICOM, "png", "content-type"),
+        (DICOM, "IMAGE/JPEG", None, ImageFormat.DICOM, "jpeg", "content-type"),
+        (DICOM, None, "MRN-123.jpg", ImageFormat.DICOM, "jpeg", "file-name"),
     ],
 )
-def test_a_declared_type_the_bytes_contradict_is_unsupported(data: bytes, declared: str) -> None:
+def test_a_declared_type_the_bytes_contradict_is_logged_and_the_bytes_win(
+    caplog: pytest.LogCaptureFixture,
+    data: bytes,
+    declared: str | None,
+    filename: str | None,
+    expected: ImageFormat,
+    said: str,
+    by: str,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="serve_app.codecs.sniff"):
+        assert sniff(data, declared, filename) is expected
+
+    (record,) = caplog.records
+    facts = [getattr(record, key) for key in ("declared", "declared_by", "detected")]
+    assert facts == [said, by, expected.value]
+    assert "MRN" not in record.getMessage() and "MRN" not in str(record.__dict__)
+
+
+@pytest.mark.parametrize(
+    ("declared", "filename"),
+    [
+        ("image/png", "scan.dcm"),
+        (None, "scan.png"),
+        ("application/octet-stream", "scan"),
+        (None, None),
+    ],
+)
+def test_agreeing_or_silent_declarations_log_nothing(
+    caplog: pytest.LogCaptureFixture, declared: str | None, filename: str | None
+) -> None:
+    with caplog.at_level(logging.INFO, logger="serve_app.codecs.sniff"):
+        assert sniff(PNG, declared, filename) is ImageFormat.PNG
+
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b"GIF89a" + b"\x00" * 200, "GIF"),
+        (b"BM" + b"\x00" * 200, "BMP"),
+        (b"BMI of the patient: 22", "text"),
+        (b"II*\x00" + b"\x00" * 200, "TIFF"),
+        (b"%PDF-1.7\n", "PDF"),
+        (b"PK\x03\x04" + b"\x00" * 50, "ZIP"),
+        (b"", "empty"),
+        ("patient: Jane \u00e9".encode() * 100, "text"),
+        (b"\x00\x01\x02" * 100, "unknown binary data"),
+    ],
+)
+def test_unknown_bytes_are_a_format_error_whatever_was_declared(data: bytes, found: str) -> None:
     with pytest.raises(UnsupportedMediaType) as info:
-        sniff(data, declared)
+        sniff(data, "image/png", "scan.png")
 
-    assert (info.value.field, info.value.rule) == ("file", "content-mismatch")
-    assert declared.lower() in info.value.detail
-
-
-def test_unknown_bytes_are_a_format_error_whatever_was_declared() -> None:
-    with pytest.raises(UnsupportedMediaType) as info:
-        sniff(b"GIF89a" + b"\x00" * 200, "image/png")
-
-    assert info.value.rule == "format"
+    assert (info.value.field, info.value.rule) == ("file", "format")
+    assert info.value.detail.startswith(f"file content is {found};")
+    assert describe(data) == found

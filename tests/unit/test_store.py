@@ -9,7 +9,7 @@ import pytest
 from serve_app.catalog.spec import ModelSpec
 from serve_app.catalog.store import ModelStore, TamperedModel
 from serve_app.errors import NotFound
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from tests.unit.onnx_builders import tiny_classifier
 
 

@@ -11,7 +11,7 @@ import pytest
 from serve_app.errors import PayloadTooLarge
 from serve_app.http.v2_routes import _answer, _outputs
 from serve_app.records.inference import InferenceRecord
-from serve_app.runtime.onnx_model import inspect_model
+from serve_app.runtime.examine import inspect_model
 from serve_app.schemas.v2 import InferCall, parse_infer
 from tests.unit.onnx_builders import tiny_classifier
 
