@@ -92,3 +92,21 @@ def test_the_app_refuses_to_build_in_production_without_secrets(
     with pytest.raises(ConfigurationError, match="MEDAI_JWT_SECRET"):
         build_app(args)
     assert build_app({**args, "environment": "development"}) is not None
+
+
+@pytest.mark.usefixtures("no_secret_env")
+def test_each_process_needs_only_its_own_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: in a cluster each node is given only the secrets of what runs on it: the
+    # audit writer's node has the signing key and none of the ingress's.
+    monkeypatch.delenv("MEDAI_AUDIT_SIGNING_KEY", raising=False)
+    production = Settings(environment="production", data_dir=tmp_path)
+    monkeypatch.setenv("MEDAI_AUDIT_SIGNING_KEY", STRONG)
+
+    writer = load_credentials(production, need={"audit_signing_key"})
+
+    assert writer.audit_signing_key is not None and writer.jwt_secret is None
+    with pytest.raises(ConfigurationError, match="MEDAI_JWT_SECRET is not set"):
+        load_credentials(production)  # the ingress's, by default
+    assert load_credentials(production, need=()).audit_signing_key is not None
