@@ -146,7 +146,18 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from serve_app.auth.credentials import ConfigurationError, load_credentials
+
     settings = config_settings(args.config)
+    # NOTE: one host runs every deployment: refuse missing or development secrets now,
+    # before Ray starts (in a cluster, each node's replicas refuse their own at start).
+    try:
+        load_credentials(settings)
+        if settings.audit.enabled:
+            load_credentials(settings, need={"audit_signing_key"})
+    except ConfigurationError as refused:
+        print(f"medai serve: {refused}", file=sys.stderr)
+        return 2
     build_demo_models(settings)
     haproxy = haproxy_dir()
     for name, value in serve_env(args.high_throughput, haproxy).items():
