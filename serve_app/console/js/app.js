@@ -1,0 +1,103 @@
+// The console's shell: sign-in state, the pages a role may open, hash navigation.
+
+import { onUnauthorized } from "./api.js";
+import { config, loadConfig, may, rolesWith } from "./config.js";
+import { h } from "./dom.js";
+import { clearNotice, fail } from "./notice.js";
+import { person, signIn, signOut, takeTokenFromLink } from "./session.js";
+import { auditView } from "./views/audit.js";
+import { inferView } from "./views/infer.js";
+import { modelsView } from "./views/models.js";
+import { routesView } from "./views/routes.js";
+import { signInView } from "./views/signin.js";
+
+const PAGES = [
+  { path: "infer", title: "Inference", permission: "infer", view: inferView },
+  { path: "models", title: "Models", permission: "models:manage", view: modelsView },
+  { path: "routes", title: "Routes", permission: "routes:manage", view: routesView },
+  { path: "audit", title: "Audit trail", permission: "audit:read", view: auditView },
+];
+
+let leave = null; // the open page's clean-up (a page that polls stops here)
+
+function header(who) {
+  const nav = document.getElementById("nav");
+  const whoBox = document.getElementById("who");
+  const pages = who ? PAGES.filter((page) => may(who.role, page.permission)) : [];
+  const current = location.hash.replace(/^#\/?/, "");
+  nav.replaceChildren(...pages.map((page) =>
+    h("a", { href: `#/${page.path}`, "aria-current": page.path === current ? "page" : null }, page.title)));
+  whoBox.replaceChildren(...(who ? [
+    h("span", { id: "signed-in-as" }, `${who.sub} (${who.role})`),
+    h("button", { type: "button", class: "secondary", id: "sign-out", onclick: () => leaveSession() }, "Sign out"),
+  ] : []));
+  return pages;
+}
+
+function leaveSession(message) {
+  signOut();
+  location.hash = "#/";
+  render(message);
+}
+
+function denied(page, who) {
+  return h("section", {},
+    h("h1", {}, page.title),
+    h("p", { id: "denied" },
+      `This page needs the role ${rolesWith(page.permission).join(" or ")}; `,
+      `you are signed in as ${who.sub} with the role ${who.role}.`));
+}
+
+function render(message) {
+  if (leave) leave();
+  leave = null;
+  clearNotice();
+  const main = document.getElementById("main");
+  const who = person();
+  const allowed = header(who);
+  if (!who) {
+    main.replaceChildren(signInView((token) => {
+      signIn(token);
+      location.hash = "#/";
+      render();
+    }, message));
+    return;
+  }
+  const path = location.hash.replace(/^#\/?/, "");
+  const page = PAGES.find((p) => p.path === path) ?? allowed[0];
+  if (!page) {
+    main.replaceChildren(h("p", {}, `The role ${who.role} opens no page of this console.`));
+    return;
+  }
+  if (!may(who.role, page.permission)) {
+    main.replaceChildren(denied(page, who));
+    return;
+  }
+  document.title = `${page.title} · MedAI Flow console`;
+  const section = h("section", { "aria-labelledby": "page-title" });
+  main.replaceChildren(section);
+  leave = page.view(section, who, config()) ?? null;
+}
+
+async function start() {
+  onUnauthorized((error) => leaveSession(`Signed out: ${error.detail}. Sign in again.`));
+  try {
+    await loadConfig();
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  const linked = takeTokenFromLink();
+  if (linked) {
+    try {
+      signIn(linked);
+    } catch (error) {
+      render(`The sign-in link's token was refused: ${error.message}.`);
+      return;
+    }
+  }
+  window.addEventListener("hashchange", () => render());
+  render();
+}
+
+start();

@@ -1,0 +1,171 @@
+// The clinician's page: send an image, see the answer beside the image, read results back.
+
+import { api } from "../api.js";
+import { field, h, percent, table, when } from "../dom.js";
+import { clearNotice, fail } from "../notice.js";
+
+const RECENT = "medai.recent";
+const KEEP = 20;
+// NOTE: patient ids are PHI: they stay in this page's memory, never in storage.
+const patientIds = new Map();
+
+function recent() {
+  try {
+    return JSON.parse(sessionStorage.getItem(RECENT) ?? "[]");
+  } catch {
+    return [];
+  }
+}
+
+function remember(answer) {
+  const kept = [{
+    inference_id: answer.inference_id,
+    model: `${answer.model_name}:${answer.model_version}`,
+    prediction: answer.prediction,
+    confidence: answer.confidence_score,
+    at: new Date().toISOString(),
+  }, ...recent()].slice(0, KEEP);
+  sessionStorage.setItem(RECENT, JSON.stringify(kept));
+}
+
+async function kindOf(file) {
+  const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
+  if (head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47) return "png";
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "jpeg";
+  if (String.fromCharCode(...head.slice(128, 132)) === "DICM") return "dicom";
+  return "unknown";
+}
+
+function picture(file, kind, answer) {
+  if (kind === "png" || kind === "jpeg") {
+    const img = h("img", { id: "answer-image", src: URL.createObjectURL(file), alt: `The uploaded image, ${file.name}` });
+    return h("figure", {}, img,
+      h("figcaption", { class: "hint" }, "The image as uploaded; the model saw it resized to its input size."));
+  }
+  const frame = answer.frames ? ` The answer is for frame ${answer.frame + 1} of ${answer.frames}.` : "";
+  return h("p", { id: "answer-image-note", class: "panel" },
+    "This is a DICOM file: the browser cannot draw it, and the platform does not return the windowed image.",
+    frame);
+}
+
+function answerPanel(answer, file, kind, patientId) {
+  const rows = answer.labels.map((label, i) =>
+    h("tr", {}, h("td", {}, label), h("td", {}, percent(answer.outputs[i]))));
+  return h("div", { class: "panel", id: "answer", "aria-live": "polite" },
+    h("h2", {}, "Answer"),
+    h("div", { class: "answer" },
+      picture(file, kind, answer),
+      h("div", {},
+        h("p", { class: "big", id: "answer-label" }, answer.prediction),
+        h("dl", { class: "facts" },
+          h("dt", {}, "Confidence (positive class)"), h("dd", { id: "answer-confidence" }, percent(answer.confidence_score)),
+          h("dt", {}, "Threshold"), h("dd", {}, String(answer.threshold)),
+          h("dt", {}, "Model"), h("dd", { id: "answer-model" }, `${answer.model_name}:${answer.model_version}`),
+          answer.endpoint ? [h("dt", {}, "Endpoint (arm)"), h("dd", {}, `${answer.endpoint} (${answer.arm})`)] : null,
+          patientId ? [h("dt", {}, "Patient id"), h("dd", { id: "answer-patient" }, patientId)] : null,
+          h("dt", {}, "Latency"), h("dd", {}, `${answer.latency_ms.toFixed(1)} ms`),
+          h("dt", {}, "Inference id"), h("dd", {}, h("code", {}, answer.inference_id))),
+        table(["label", "probability"], rows))));
+}
+
+function recentTable() {
+  const rows = recent().map((item) => h("tr", {},
+    h("td", {}, when(item.at)),
+    h("td", {}, h("code", {}, item.inference_id)),
+    h("td", {}, item.model),
+    h("td", {}, item.prediction),
+    h("td", {}, percent(item.confidence)),
+    h("td", { class: "patient" }, patientIds.get(item.inference_id) ?? "")));
+  return rows.length
+    ? table(["when", "inference id", "model", "prediction", "confidence", "patient id"], rows,
+      "Your answers in this tab (patient ids are shown only until the page is reloaded).")
+    : h("p", { class: "hint" }, "No answers in this tab yet.");
+}
+
+function lookUp() {
+  const input = h("input", { id: "lookup-id", pattern: "[A-Za-z0-9-]{1,64}", required: true });
+  const out = h("div", { id: "lookup-result" });
+  const form = h("form", {
+    class: "row",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      clearNotice();
+      try {
+        const found = await api("GET", `/results/${encodeURIComponent(input.value)}`);
+        out.replaceChildren(h("dl", { class: "facts" },
+          h("dt", {}, "Prediction"), h("dd", {}, found.prediction),
+          h("dt", {}, "Model"), h("dd", {}, `${found.model_name}:${found.model_version}`),
+          h("dt", {}, "Confidence"), h("dd", {}, percent(found.confidence)),
+          h("dt", {}, "Asked by"), h("dd", {}, found.requested_by),
+          h("dt", {}, "Patient pseudonym"), h("dd", {}, found.patient_ref ?? "—"),
+          h("dt", {}, "Stored"), h("dd", {}, when(found.created_at))));
+      } catch (error) {
+        out.replaceChildren();
+        fail(error, "results:read-own");
+      }
+    },
+  }, field("Inference id", input), h("button", { type: "submit" }, "Look up"));
+  return [form, out];
+}
+
+export function inferView(section, who, settings) {
+  let file = null;
+  const fileInput = h("input", { id: "file", type: "file", accept: ".png,.jpg,.jpeg,.dcm,image/png,image/jpeg,application/dicom" });
+  const chosen = h("p", { id: "chosen", class: "hint" }, "No file chosen.");
+  const choose = (picked) => {
+    file = picked ?? null;
+    chosen.textContent = file ? `Chosen: ${file.name} (${file.size} bytes)` : "No file chosen.";
+  };
+  fileInput.addEventListener("change", () => choose(fileInput.files[0]));
+  const drop = h("div", {
+    class: "drop", id: "drop", tabindex: "0", role: "button",
+    "aria-label": "Drop a PNG, JPEG or DICOM file here, or press Enter to choose one",
+    ondragover: (event) => { event.preventDefault(); drop.classList.add("over"); },
+    ondragleave: () => drop.classList.remove("over"),
+    ondrop: (event) => { event.preventDefault(); drop.classList.remove("over"); choose(event.dataTransfer.files[0]); },
+    onclick: () => fileInput.click(),
+    onkeydown: (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); fileInput.click(); } },
+  }, "Drop a PNG, JPEG or DICOM file here, or click to choose one.");
+  const model = h("input", { id: "model", list: "model-names", autocomplete: "off", placeholder: settings.default_model });
+  const names = h("datalist", { id: "model-names" }, settings.models.map((name) => h("option", { value: name })));
+  const patient = h("input", { id: "patient-id", maxlength: "128", autocomplete: "off" });
+  const result = h("div", { id: "result" });
+  const recentBox = h("div", { id: "recent" }, recentTable());
+  const submit = h("button", { type: "submit", id: "run" }, "Run inference");
+  const form = h("form", {
+    id: "infer-form",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      clearNotice();
+      if (!file) {
+        fail(new Error("choose a PNG, JPEG or DICOM file first"));
+        return;
+      }
+      const body = new FormData();
+      body.append("file", file, file.name);
+      if (model.value.trim()) body.append("model", model.value.trim());
+      if (patient.value) body.append("patient_id", patient.value);
+      submit.disabled = true;
+      try {
+        const answer = await api("POST", "/infer/file", { form: body });
+        if (patient.value) patientIds.set(answer.inference_id, patient.value);
+        remember(answer);
+        result.replaceChildren(answerPanel(answer, file, await kindOf(file), patient.value));
+        recentBox.replaceChildren(recentTable());
+      } catch (error) {
+        result.replaceChildren();
+        fail(error, "infer");
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  drop, field("Image file", fileInput), chosen,
+  field("Model or endpoint", model, `name or name:version; empty for the default (${settings.default_model}).`), names,
+  field("Patient id (optional, stored only as a pseudonym)", patient),
+  h("p", {}, submit));
+  section.replaceChildren(
+    h("h1", { id: "page-title" }, "Inference"), form, result,
+    h("h2", {}, "Recent results"), recentBox,
+    h("h2", {}, "Read a stored result"), ...lookUp());
+}
