@@ -36,7 +36,8 @@ function header(who) {
 
 function leaveSession(message) {
   signOut();
-  location.hash = "#/";
+  // NOTE: replaceState, not location.hash: a hashchange would render again, losing `message`.
+  history.replaceState(null, "", `${location.pathname}#/`);
   render(message);
 }
 
