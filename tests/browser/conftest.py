@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from serve_app.settings import REPO_ROOT
 from tests.uvicorn_server import uvicorn_server
@@ -20,6 +20,7 @@ SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 """Git-ignored; CI keeps it as an artefact and the README shows one per role."""
 STEP_MS = 15_000
 """The longest one browser step (a click's answer, a selector's appearance) may take."""
+expect.set_options(timeout=STEP_MS)
 
 
 @pytest.fixture(scope="session")

@@ -88,17 +88,20 @@ async function start() {
     fail(error);
     return;
   }
+  window.addEventListener("hashchange", () => render(adoptLink()));
+  render(adoptLink());
+}
+
+/** Sign in with a link's token (on load, or pasted into an open tab's address bar). */
+function adoptLink() {
   const linked = takeTokenFromLink();
-  if (linked) {
-    try {
-      signIn(linked);
-    } catch (error) {
-      render(`The sign-in link's token was refused: ${error.message}.`);
-      return;
-    }
+  if (!linked) return undefined;
+  try {
+    signIn(linked);
+    return undefined;
+  } catch (error) {
+    return `The sign-in link's token was refused: ${error.message}.`;
   }
-  window.addEventListener("hashchange", () => render());
-  render();
 }
 
 start();
