@@ -122,7 +122,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         algorithm = args.algorithm or next(a for a in settings.auth.algorithms if a != "HS256")
         ttl = args.ttl or settings.auth.token_ttl_s
         key = args.private_key.read_bytes()
-        token = mint(settings.auth, key, args.sub, args.role, ttl, algorithm=algorithm, kid=args.kid)
+        token = mint(settings.auth, key, args.sub, args.role, ttl, algorithm, kid=args.kid)
     elif settings.auth.algorithms == ["HS256"]:
         token = local_token(settings, args.sub, args.role, args.ttl)
     else:
