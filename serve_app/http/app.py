@@ -17,7 +17,7 @@ from serve_app.auth.tokens import TokenVerifier
 from serve_app.backend import Backend
 from serve_app.http.auth_failures import FailedAuthentications
 from serve_app.http.console import PREFIX as CONSOLE_PREFIX
-from serve_app.http.console import build_console_router
+from serve_app.http.console import install_console
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
 from serve_app.http.problems import install_problem_handlers
@@ -70,7 +70,7 @@ def create_app(
     app.include_router(
         build_v2_router(settings, backend, trail, registry, pseudonymize, metrics, VERSION)
     )
-    app.include_router(build_console_router(settings))
+    install_console(app, settings)
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from serve_app.auth.rbac import GRANTS
@@ -74,28 +74,28 @@ def console_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_console_router(settings: Settings) -> APIRouter:
+def install_console(app: FastAPI, settings: Settings) -> None:
+    """Serve the console on ``app`` (its own routes, left out of the OpenAPI schema: they
+    are pages, not API)."""
     files = static_files()
     config = console_config(settings)
-    router = APIRouter(include_in_schema=False)
 
-    @router.get(PREFIX)
+    @app.get(PREFIX, include_in_schema=False)
     async def console_root() -> Response:
         return RedirectResponse(f"{PREFIX}/", headers=SECURITY_HEADERS)
 
-    @router.get(f"{PREFIX}/config.json")
+    @app.get(f"{PREFIX}/config.json", include_in_schema=False)
     async def console_settings() -> Response:
         return JSONResponse(config, headers=SECURITY_HEADERS)
 
-    @router.get(PREFIX + "/{path:path}")
+    @app.get(PREFIX + "/{path:path}", include_in_schema=False)
     async def console_file(path: str) -> Response:
         found = files.get(path or "index.html")
         if found is None:
-            error = NotFound("no such console file", field="path", rule="exists")
-            response = problem_response(error)
+            response = problem_response(
+                NotFound("no such console file", field="path", rule="exists")
+            )
             response.headers.update(SECURITY_HEADERS)
             return response
         content, media_type = found
         return Response(content=content, media_type=media_type, headers=SECURITY_HEADERS)
-
-    return router
