@@ -20,6 +20,7 @@ from serve_app.http.console import PREFIX as CONSOLE_PREFIX
 from serve_app.http.console import install_console
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
+from serve_app.http.preview_routes import build_preview_router
 from serve_app.http.problems import install_problem_handlers
 from serve_app.http.records import build_records_router
 from serve_app.http.registry_routes import build_registry_router
@@ -64,6 +65,7 @@ def create_app(
     pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
     metrics = metrics or Metrics()
     app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
+    app.include_router(build_preview_router(backend))
     app.include_router(build_records_router(trail))
     app.include_router(build_registry_router(registry))
     app.include_router(build_routing_router(registry))

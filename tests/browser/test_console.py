@@ -58,7 +58,9 @@ def test_a_clinician_uploads_the_ct_and_sees_the_answer(
     expect(page.locator("#answer-label")).to_have_text(re.compile(r"^(no_finding|pneumonia)$"))
     expect(page.locator("#answer-confidence")).to_have_text(re.compile(r"^\d+\.\d %$"))
     expect(page.locator("#answer-model")).to_have_text("chest-xray-demo:1.0.0")
-    expect(page.locator("#answer-image-note")).to_contain_text("frame 1 of 1")
+    # The slice as the model saw it: windowed by the platform, at the model's 256x256.
+    expect(page.locator("#answer-image-caption")).to_contain_text("chest-xray-demo 1.0.0 saw it")
+    page.wait_for_function("document.getElementById('answer-image').naturalWidth === 256")
     expect(page.locator("#recent tbody tr")).to_have_count(1)
     screenshot(page, "clinician")
 
@@ -75,9 +77,8 @@ def test_a_png_is_shown_and_a_hostile_patient_id_stays_text(
 
     expect(page.locator("#answer-patient")).to_have_text(HOSTILE)
     expect(page.locator("#recent td.patient").first).to_have_text(HOSTILE)
-    image = page.locator("#answer-image")
-    expect(image).to_be_visible()
-    assert page.evaluate("document.getElementById('answer-image').naturalWidth") == 96
+    expect(page.locator("#answer-image")).to_be_visible()
+    page.wait_for_function("document.getElementById('answer-image').naturalWidth === 256")
     assert_nothing_ran(page)
 
 

@@ -28,8 +28,11 @@ async function bodyOf(response) {
   }
 }
 
-/** `api("GET", "/models", {query: {name}})`; `json` or `form` (FormData) as the body. */
-export async function api(method, path, { json, form, query } = {}) {
+/**
+ * `api("GET", "/models", {query: {name}})`; `json` or `form` (FormData) as the body;
+ * `blob: true` for a binary answer (an image).
+ */
+export async function api(method, path, { json, form, query, blob = false } = {}) {
   const headers = { Accept: "application/json, application/problem+json" };
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -47,6 +50,7 @@ export async function api(method, path, { json, form, query } = {}) {
   } catch {
     throw new ApiError(0, "the server could not be reached", null);
   }
+  if (response.ok && blob) return response.blob();
   const data = await bodyOf(response);
   if (response.ok) return data;
   const detail = typeof data?.detail === "string" ? data.detail : `${response.status} ${response.statusText}`;

@@ -28,33 +28,32 @@ function remember(answer) {
   sessionStorage.setItem(RECENT, JSON.stringify(kept));
 }
 
-async function kindOf(file) {
-  const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
-  if (head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47) return "png";
-  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "jpeg";
-  if (String.fromCharCode(...head.slice(128, 132)) === "DICM") return "dicom";
-  return "unknown";
-}
-
-function picture(file, kind, answer) {
-  if (kind === "png" || kind === "jpeg") {
-    const img = h("img", { id: "answer-image", src: URL.createObjectURL(file), alt: `The uploaded image, ${file.name}` });
-    return h("figure", {}, img,
-      h("figcaption", { class: "hint" }, "The image as uploaded; the model saw it resized to its input size."));
+/** The image as the answering model saw it (decoded, DICOM windowed, at its size). */
+async function picture(file, answer) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("model", `${answer.model_name}:${answer.model_version}`);
+  if (answer.frames) form.append("frame", String(answer.frame));
+  let seen;
+  try {
+    seen = await api("POST", "/preview", { form, blob: true });
+  } catch (error) {
+    return h("p", { id: "answer-image-note", class: "panel" }, `The image could not be drawn: ${error.detail ?? error.message}.`);
   }
-  const frame = answer.frames ? ` The answer is for frame ${answer.frame + 1} of ${answer.frames}.` : "";
-  return h("p", { id: "answer-image-note", class: "panel" },
-    "This is a DICOM file: the browser cannot draw it, and the platform does not return the windowed image.",
-    frame);
+  const frame = answer.frames > 1 ? `, frame ${answer.frame + 1} of ${answer.frames}` : "";
+  return h("figure", {},
+    h("img", { id: "answer-image", src: URL.createObjectURL(seen), alt: `${file.name} as the model saw it${frame}` }),
+    h("figcaption", { class: "hint", id: "answer-image-caption" },
+      `As ${answer.model_name} ${answer.model_version} saw it${frame}: decoded, windowed and resized to its input.`));
 }
 
-function answerPanel(answer, file, kind, patientId) {
+function answerPanel(answer, seen, patientId) {
   const rows = answer.labels.map((label, i) =>
     h("tr", {}, h("td", {}, label), h("td", {}, percent(answer.outputs[i]))));
   return h("div", { class: "panel", id: "answer", "aria-live": "polite" },
     h("h2", {}, "Answer"),
     h("div", { class: "answer" },
-      picture(file, kind, answer),
+      seen,
       h("div", {},
         h("p", { class: "big", id: "answer-label" }, answer.prediction),
         h("dl", { class: "facts" },
@@ -150,7 +149,7 @@ export function inferView(section, who, settings) {
         const answer = await api("POST", "/infer/file", { form: body });
         if (patient.value) patientIds.set(answer.inference_id, patient.value);
         remember(answer);
-        result.replaceChildren(answerPanel(answer, file, await kindOf(file), patient.value));
+        result.replaceChildren(answerPanel(answer, await picture(file, answer), patient.value));
         recentBox.replaceChildren(recentTable());
       } catch (error) {
         result.replaceChildren();
