@@ -63,6 +63,9 @@ def test_a_clinician_uploads_the_ct_and_sees_the_answer(
     page.wait_for_function("document.getElementById('answer-image').naturalWidth === 256")
     expect(page.locator("#recent tbody tr")).to_have_count(1)
     screenshot(page, "clinician")
+    answered = page.locator("#answer code").text_content()
+    page.reload()  # the recent results are the server's, not the tab's
+    expect(page.locator("#recent tbody tr code")).to_have_text([answered or "?"])
 
 
 def test_a_png_is_shown_and_a_hostile_patient_id_stays_text(

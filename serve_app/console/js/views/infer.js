@@ -4,29 +4,10 @@ import { api } from "../api.js";
 import { field, h, percent, table, when } from "../dom.js";
 import { clearNotice, fail } from "../notice.js";
 
-const RECENT = "medai.recent";
-const KEEP = 20;
-// NOTE: patient ids are PHI: they stay in this page's memory, never in storage.
+const RECENT = 10;
+// NOTE: patient ids are PHI: the server keeps only pseudonyms, and this page keeps the ids
+// typed in this tab in memory only (never in storage), to show beside their answers.
 const patientIds = new Map();
-
-function recent() {
-  try {
-    return JSON.parse(sessionStorage.getItem(RECENT) ?? "[]");
-  } catch {
-    return [];
-  }
-}
-
-function remember(answer) {
-  const kept = [{
-    inference_id: answer.inference_id,
-    model: `${answer.model_name}:${answer.model_version}`,
-    prediction: answer.prediction,
-    confidence: answer.confidence_score,
-    at: new Date().toISOString(),
-  }, ...recent()].slice(0, KEEP);
-  sessionStorage.setItem(RECENT, JSON.stringify(kept));
-}
 
 /** The image as the answering model saw it (decoded, DICOM windowed, at its size). */
 async function picture(file, answer) {
@@ -67,18 +48,25 @@ function answerPanel(answer, seen, patientId) {
         table(["label", "probability"], rows))));
 }
 
-function recentTable() {
-  const rows = recent().map((item) => h("tr", {},
-    h("td", {}, when(item.at)),
+async function recentTable() {
+  let results;
+  try {
+    results = await api("GET", "/results", { query: { limit: RECENT } });
+  } catch (error) {
+    fail(error, "results:read-own");
+    return h("p", { class: "hint" }, "Your results could not be read.");
+  }
+  const rows = results.map((item) => h("tr", {},
+    h("td", {}, when(item.created_at)),
     h("td", {}, h("code", {}, item.inference_id)),
-    h("td", {}, item.model),
+    h("td", {}, `${item.model_name}:${item.model_version}`),
     h("td", {}, item.prediction),
     h("td", {}, percent(item.confidence)),
-    h("td", { class: "patient" }, patientIds.get(item.inference_id) ?? "")));
+    h("td", { class: "patient" }, patientIds.get(item.inference_id) ?? item.patient_ref ?? "")));
   return rows.length
-    ? table(["when", "inference id", "model", "prediction", "confidence", "patient id"], rows,
-      "Your answers in this tab (patient ids are shown only until the page is reloaded).")
-    : h("p", { class: "hint" }, "No answers in this tab yet.");
+    ? table(["when", "inference id", "model", "prediction", "confidence", "patient"], rows,
+      `Your ${RECENT} newest results. Patients show as stored pseudonyms; ids typed in this tab show until it reloads.`)
+    : h("p", { class: "hint" }, "You have no stored results yet.");
 }
 
 function lookUp() {
@@ -129,7 +117,14 @@ export function inferView(section, who, settings) {
   const names = h("datalist", { id: "model-names" }, settings.models.map((name) => h("option", { value: name })));
   const patient = h("input", { id: "patient-id", maxlength: "128", autocomplete: "off" });
   const result = h("div", { id: "result" });
-  const recentBox = h("div", { id: "recent" }, recentTable());
+  const recentBox = h("div", { id: "recent" }, h("p", { class: "hint" }, "Loading your results…"));
+  let reads = 0; // only the latest read is shown, whichever answers first
+  const showRecent = async () => {
+    const read = ++reads;
+    const shown = await recentTable();
+    if (read === reads) recentBox.replaceChildren(shown);
+  };
+  showRecent();
   const submit = h("button", { type: "submit", id: "run" }, "Run inference");
   const form = h("form", {
     id: "infer-form",
@@ -148,9 +143,8 @@ export function inferView(section, who, settings) {
       try {
         const answer = await api("POST", "/infer/file", { form: body });
         if (patient.value) patientIds.set(answer.inference_id, patient.value);
-        remember(answer);
         result.replaceChildren(answerPanel(answer, await picture(file, answer), patient.value));
-        recentBox.replaceChildren(recentTable());
+        await showRecent();
       } catch (error) {
         result.replaceChildren();
         fail(error, "infer");
