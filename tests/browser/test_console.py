@@ -204,8 +204,11 @@ def test_an_engineer_sets_a_route_and_its_plots_follow_the_traffic(
 
 
 def test_an_auditor_pages_filters_and_verifies_the_trail(
-    page: Page, base_url: str, token_for: TokenFactory
+    page: Page, base_url: str, http: httpx.Client, token_for: TokenFactory
 ) -> None:
+    clinician = as_role(token_for, "clinician")
+    answered = http.post("/infer", json=infer_body(pixels(9, 64, 64)), headers=clinician)
+    assert answered.status_code == 200, answered.text  # the trail holds at least this
     sign_in_by_link(page, base_url, token_for("auditor", sub="audrey"))
     expect(page.locator("#page-title")).to_have_text("Audit trail")
     expect(page.locator("#trail tbody tr").first).to_be_visible()
@@ -230,6 +233,17 @@ def test_an_auditor_pages_filters_and_verifies_the_trail(
     page.locator("#filter-actor").fill("")
     page.locator("#verify").click()
     expect(page.locator("#verify-valid")).to_have_text("yes")
+
+    # Models and routes too, as the API lets an auditor read them: read only.
+    nav = page.get_by_role("navigation", name="Pages")
+    expect(nav.get_by_role("link")).to_have_text(["Models", "Routes", "Audit trail"])
+    open_page(page, "Models")
+    demo = page.locator('section[data-model="chest-xray-demo"] tr[data-version="1.0.0"]')
+    expect(demo.locator("td.status")).to_have_text("production")
+    expect(page.locator("#register-form, [data-action]")).to_have_count(0)
+    open_page(page, "Routes")
+    expect(page.locator("#stats-updated")).to_contain_text("Updated")
+    expect(page.locator("#route-form, #routes button")).to_have_count(0)
     screenshot(page, "auditor")
 
 
@@ -317,3 +331,35 @@ def test_the_token_reaches_no_url_and_no_server_log(
     served = log_path.read_text()
     assert "GET /ui/" in served and "/infer/file" in served  # the log does record requests
     assert token not in served and token.split(".")[2] not in served
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => !el.hidden && el.type !== "hidden")
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+        && !(el.tagName === "BUTTON" && el.textContent.trim()))
+    .map((el) => el.outerHTML)"""
+
+
+def test_every_control_has_a_name_and_the_upload_works_by_keyboard(
+    page: Page, base_url: str, token_for: TokenFactory
+) -> None:
+    sign_in_by_link(page, base_url, token_for("admin"))
+    for name in ("Models", "Routes", "Audit trail", "Inference"):
+        open_page(page, name)
+        expect(page.locator("#main section h1")).to_be_visible()
+        assert page.evaluate(UNLABELLED) == [], name
+
+    # Enter on the drop zone opens the file picker (its input's click; the picker itself
+    # is the browser's, so the test stops it there and picks the file as the picker would).
+    page.evaluate(
+        "document.getElementById('file').addEventListener('click', (event) => {"
+        " event.preventDefault(); window.picking = true; })"
+    )
+    page.locator("#drop").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.picking === true")
+    page.locator("#file").set_input_files(get_testdata_file("CT_small.dcm"))
+    expect(page.locator("#chosen")).to_contain_text("CT_small.dcm")
+    page.locator("#run").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#answer-label")).to_be_visible()

@@ -11,19 +11,23 @@ import { modelsView } from "./views/models.js";
 import { routesView } from "./views/routes.js";
 import { signInView } from "./views/signin.js";
 
+// `permissions`: any one opens the page (as the API lets each read); a page offers its
+// changes only to a role that may make them.
 const PAGES = [
-  { path: "infer", title: "Inference", permission: "infer", view: inferView },
-  { path: "models", title: "Models", permission: "models:manage", view: modelsView },
-  { path: "routes", title: "Routes", permission: "routes:manage", view: routesView },
-  { path: "audit", title: "Audit trail", permission: "audit:read", view: auditView },
+  { path: "infer", title: "Inference", permissions: ["infer"], view: inferView },
+  { path: "models", title: "Models", permissions: ["models:manage", "audit:read"], view: modelsView },
+  { path: "routes", title: "Routes", permissions: ["routes:manage", "audit:read"], view: routesView },
+  { path: "audit", title: "Audit trail", permissions: ["audit:read"], view: auditView },
 ];
+
+const opens = (role, page) => page.permissions.some((permission) => may(role, permission));
 
 let leave = null; // the open page's clean-up (a page that polls stops here)
 
 function header(who) {
   const nav = document.getElementById("nav");
   const whoBox = document.getElementById("who");
-  const pages = who ? PAGES.filter((page) => may(who.role, page.permission)) : [];
+  const pages = who ? PAGES.filter((page) => opens(who.role, page)) : [];
   const current = location.hash.replace(/^#\/?/, "");
   nav.replaceChildren(...pages.map((page) =>
     h("a", { href: `#/${page.path}`, "aria-current": page.path === current ? "page" : null }, page.title)));
@@ -45,7 +49,7 @@ function denied(page, who) {
   return h("section", {},
     h("h1", {}, page.title),
     h("p", { id: "denied" },
-      `This page needs the role ${rolesWith(page.permission).join(" or ")}; `,
+      `This page needs the role ${[...new Set(page.permissions.flatMap(rolesWith))].sort().join(" or ")}; `,
       `you are signed in as ${who.sub} with the role ${who.role}.`));
 }
 
@@ -65,12 +69,14 @@ function render(message) {
     return;
   }
   const path = location.hash.replace(/^#\/?/, "");
-  const page = PAGES.find((p) => p.path === path) ?? allowed[0];
+  // Without a page named, a role's own page: the first it opens by its first permission.
+  const page = PAGES.find((p) => p.path === path)
+    ?? allowed.find((p) => may(who.role, p.permissions[0])) ?? allowed[0];
   if (!page) {
     main.replaceChildren(h("p", {}, `The role ${who.role} opens no page of this console.`));
     return;
   }
-  if (!may(who.role, page.permission)) {
+  if (!opens(who.role, page)) {
     main.replaceChildren(denied(page, who));
     return;
   }

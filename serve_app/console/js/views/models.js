@@ -3,6 +3,7 @@
 
 import { api } from "../api.js";
 import { field, h, table, when } from "../dom.js";
+import { may } from "../config.js";
 import { clearNotice, fail, say } from "../notice.js";
 import { confirmChange } from "./confirm.js";
 
@@ -78,7 +79,7 @@ function versionTables(versions, settings, reload) {
         h("td", {}, `${(v.file_size_bytes / 1024).toFixed(1)} KiB`),
         h("td", {}, JSON.stringify(v.input_shape)),
         h("td", {}, when(v.created_at)),
-        h("td", {}, actions(versions, v, settings, reload)))))));
+        h("td", {}, settings ? actions(versions, v, settings, reload) : null))))));
 }
 
 function registerForm(reload) {
@@ -112,16 +113,17 @@ function registerForm(reload) {
 }
 
 export function modelsView(section, who, settings) {
+  const manages = may(who.role, MANAGE);
   const list = h("div", { id: "models" }, h("p", {}, "Loading…"));
   async function reload() {
     try {
       const versions = await api("GET", "/models");
-      list.replaceChildren(...[versionTables(versions, settings, reload)].flat());
+      list.replaceChildren(...[versionTables(versions, manages ? settings : null, reload)].flat());
     } catch (error) {
       list.replaceChildren();
       fail(error, MANAGE);
     }
   }
-  section.replaceChildren(h("h1", { id: "page-title" }, "Models"), registerForm(reload), list);
+  section.replaceChildren(...[h("h1", { id: "page-title" }, "Models"), manages && registerForm(reload), list].filter(Boolean));
   reload();
 }

@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { lineChart } from "../chart.js";
 import { field, h, percent, table, when } from "../dom.js";
+import { may } from "../config.js";
 import { clearNotice, fail, say } from "../notice.js";
 import { confirmChange } from "./confirm.js";
 
@@ -70,7 +71,7 @@ function routeTable(routes, onChanged) {
     h("td", {}, route.shadow.length ? route.shadow.map((ref) => h("div", {}, ref)) : "—"),
     h("td", {}, route.sticky_key ?? "—"),
     h("td", {}, `${route.updated_by}, ${when(route.updated_at)}`),
-    h("td", {}, h("button", {
+    h("td", {}, onChanged && h("button", {
       type: "button", class: "danger",
       onclick: async () => {
         if (!(await confirmChange(`End the route of ${route.endpoint}?`,
@@ -129,7 +130,8 @@ function charts(endpoint, samples) {
   return h("div", { class: "charts" }, figures);
 }
 
-export function routesView(section) {
+export function routesView(section, who) {
+  const manages = may(who.role, MANAGE);
   let windowS = WINDOWS[0][1];
   let history = new Map(); // endpoint → [{t, stats}]
   let timer = null;
@@ -170,7 +172,7 @@ export function routesView(section) {
   async function load() {
     try {
       routes = await api("GET", "/routes");
-      routesBox.replaceChildren(routeTable(routes, load));
+      routesBox.replaceChildren(routeTable(routes, manages ? load : null));
     } catch (error) {
       fail(error, MANAGE);
     }
@@ -181,14 +183,14 @@ export function routesView(section) {
     onchange: () => { windowS = Number(windowSelect.value); history = new Map(); },
   }, WINDOWS.map(([label, seconds]) => h("option", { value: seconds }, label)));
 
-  section.replaceChildren(
+  section.replaceChildren(...[
     h("h1", { id: "page-title" }, "Routes"),
     routesBox,
-    routeForm(load),
+    manages && routeForm(load),
     h("h2", {}, "Stats"),
     h("div", { class: "row" }, field("Window", windowSelect)),
     updated,
-    statsBox);
+    statsBox].filter(Boolean));
   load().then(tick);
   return () => {
     stopped = true;
