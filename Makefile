@@ -15,7 +15,7 @@ serve: setup
 	$(VENV)/bin/medai serve
 
 # The static gates first (seconds), so a style or type error fails before the suite
-# starts. Then everything once (Ray-served tests in Ray Serve's default mode, the served
+# starts, and Chromium for the console's browser tests (marker `browser`). Then everything once (Ray-served tests in Ray Serve's default mode, the served
 # app on SQLite), then the Ray-served tests again in the HAProxy + throughput-optimized
 # mode `serve` uses, the served app on PostgreSQL (a fresh schema in the storage tests'
 # server, dropped after): each database served once, no third pass. Then the crash

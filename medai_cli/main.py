@@ -176,7 +176,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "  curl -s http://127.0.0.1:8000/readyz\n"
         "  TOKEN=$(.venv/bin/medai token --sub alice --role clinician)\n"
         '  curl -s -H "Authorization: Bearer $TOKEN" -F file=@image.png '
-        "http://127.0.0.1:8000/infer/file",
+        "http://127.0.0.1:8000/infer/file\n"
+        "Console: http://127.0.0.1:8000/ui/ (a sign-in link: "
+        ".venv/bin/medai token --sub alice --role clinician --link)",
         flush=True,
     )
     # NOTE: Ctrl-C and SIGTERM (systemd, docker stop) both stop cleanly; a background

@@ -233,6 +233,7 @@ def test_an_auditor_pages_filters_and_verifies_the_trail(
     page.locator("#filter-actor").fill("")
     page.locator("#verify").click()
     expect(page.locator("#verify-valid")).to_have_text("yes")
+    screenshot(page, "auditor")
 
     # Models and routes too, as the API lets an auditor read them: read only.
     nav = page.get_by_role("navigation", name="Pages")
@@ -244,7 +245,6 @@ def test_an_auditor_pages_filters_and_verifies_the_trail(
     open_page(page, "Routes")
     expect(page.locator("#stats-updated")).to_contain_text("Updated")
     expect(page.locator("#route-form, #routes button")).to_have_count(0)
-    screenshot(page, "auditor")
 
 
 def test_a_clinician_cannot_reach_the_engineers_pages_nor_their_api(
