@@ -13,8 +13,10 @@ def sign_in_by_link(page: Page, base_url: str, token: str) -> None:
 
 
 def open_page(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Pages").get_by_role("link", name=name).click()
+    link = page.get_by_role("navigation", name="Pages").get_by_role("link", name=name)
+    link.click()
     expect(page.locator("#page-title")).to_have_text(name)
+    expect(link).to_have_attribute("aria-current", "page")
 
 
 def confirm(page: Page, names: str) -> None:

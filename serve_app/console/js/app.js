@@ -24,18 +24,16 @@ const opens = (role, page) => page.permissions.some((permission) => may(role, pe
 
 let leave = null; // the open page's clean-up (a page that polls stops here)
 
-function header(who) {
+function header(who, current) {
   const nav = document.getElementById("nav");
   const whoBox = document.getElementById("who");
   const pages = who ? PAGES.filter((page) => opens(who.role, page)) : [];
-  const current = location.hash.replace(/^#\/?/, "");
   nav.replaceChildren(...pages.map((page) =>
-    h("a", { href: `#/${page.path}`, "aria-current": page.path === current ? "page" : null }, page.title)));
+    h("a", { href: `#/${page.path}`, "aria-current": page === current ? "page" : null }, page.title)));
   whoBox.replaceChildren(...(who ? [
     h("span", { id: "signed-in-as" }, `${who.sub} (${who.role})`),
     h("button", { type: "button", class: "secondary", id: "sign-out", onclick: () => leaveSession() }, "Sign out"),
   ] : []));
-  return pages;
 }
 
 function leaveSession(message) {
@@ -59,19 +57,21 @@ function render(message) {
   clearNotice();
   const main = document.getElementById("main");
   const who = person();
-  const allowed = header(who);
   if (!who) {
+    header(null);
     main.replaceChildren(signInView((token) => {
       signIn(token);
-      location.hash = "#/";
+      history.replaceState(null, "", `${location.pathname}#/`);
       render();
     }, message));
     return;
   }
+  const allowed = PAGES.filter((p) => opens(who.role, p));
   const path = location.hash.replace(/^#\/?/, "");
   // Without a page named, a role's own page: the first it opens by its first permission.
   const page = PAGES.find((p) => p.path === path)
     ?? allowed.find((p) => may(who.role, p.permissions[0])) ?? allowed[0];
+  header(who, page);
   if (!page) {
     main.replaceChildren(h("p", {}, `The role ${who.role} opens no page of this console.`));
     return;
@@ -94,7 +94,10 @@ async function start() {
     fail(error);
     return;
   }
-  window.addEventListener("hashchange", () => render(adoptLink()));
+  window.addEventListener("hashchange", () => {
+    render(adoptLink());
+    document.getElementById("main").focus(); // a keyboard or screen-reader user starts at the page
+  });
   render(adoptLink());
 }
 
