@@ -153,7 +153,7 @@ def test_an_engineer_sets_a_route_and_its_plots_follow_the_traffic(
 ) -> None:
     engineer = as_role(token_for, "ml_engineer")
     arms = []
-    for i in range(2):
+    for i in range(3):  # two arms and a shadow
         version = f"ui-{uuid.uuid4().hex[:8]}"
         files = {"file": ("model.onnx", variant(model_store, 0.3 + 0.2 * i, tag=version))}
         made = http.post(
@@ -165,12 +165,14 @@ def test_an_engineer_sets_a_route_and_its_plots_follow_the_traffic(
         )
         assert moved.status_code == 200, moved.text
         arms.append(f"{MODEL}:{version}")
+    shadow = arms.pop()
     endpoint = f"ui-ab-{uuid.uuid4().hex[:6]}"
     try:
         sign_in_by_link(page, base_url, token_for("ml_engineer"))
         open_page(page, "Routes")
         page.locator("#route-endpoint").fill(endpoint)
         page.locator("#route-arms").fill(f"{arms[0]}=1, {arms[1]}=1")
+        page.locator("#route-shadows").fill(shadow)
         page.get_by_role("button", name="Set route").click()
         confirm(page, f"{endpoint} will answer from {arms[0]} (weight 1)")
         expect(page.locator(f'#routes tr[data-endpoint="{endpoint}"]')).to_contain_text(arms[1])
@@ -184,20 +186,24 @@ def test_an_engineer_sets_a_route_and_its_plots_follow_the_traffic(
             answered = http.post("/infer", json=body, headers=clinician)
             assert answered.status_code == 200, answered.text
 
-        # Both arms drawn as lines of several samples, their counts adding up to the traffic.
-        expect(requests.locator("polyline")).to_have_count(2, timeout=30_000)
-        counts = stats.locator("tbody tr td.count")
-        expect(counts).to_have_count(2)
+        # Both arms and the shadow drawn as lines of several samples; the arms' counts add
+        # up to the traffic.
+        expect(requests.locator("polyline")).to_have_count(3, timeout=30_000)
+        expect(stats.locator("tbody tr[data-kind=arm]")).to_have_count(2)
         expect(stats.locator("tbody")).to_contain_text(arms[0])
         page.wait_for_function(
             "([endpoint, total]) => [...document.querySelectorAll("
-            "`section[data-stats='${endpoint}'] td.count`)]"
+            "`section[data-stats='${endpoint}'] tr[data-kind=arm] td.count`)]"
             ".reduce((sum, td) => sum + Number(td.textContent), 0) === total",
             arg=[endpoint, 12],
         )
         latency = stats.locator("figure[id$='-latency']")
         expect(latency.locator("svg[role=img] polyline")).to_have_count(6)  # p50/95/99 per arm
         expect(stats.locator("figure[id$='-positive'] svg[role=img]")).to_be_visible()
+        # The shadow's copies are stored beside the answers: its agreement is plotted.
+        expect(stats.locator(f'tr[data-kind=shadow][data-model="{shadow}"]')).to_be_visible()
+        agreement = stats.locator("figure[id$='-agreement'] .legend li")
+        expect(agreement).to_have_text([re.compile(rf"^{re.escape(shadow)}: \d+\.\d %$")])
         screenshot(page, "routes")
     finally:
         http.delete(f"/routes/{endpoint}", headers=engineer)

@@ -91,7 +91,7 @@ function routeTable(routes, onChanged) {
 }
 
 function statsTable(stats) {
-  const row = (kind, arm) => h("tr", { "data-model": arm.model },
+  const row = (kind, arm) => h("tr", { "data-model": arm.model, "data-kind": kind },
     h("td", {}, kind), h("td", {}, arm.model), h("td", { class: "count" }, String(arm.count)),
     h("td", {}, arm.latency_ms.p50.toFixed(1)), h("td", {}, arm.latency_ms.p95.toFixed(1)),
     h("td", {}, arm.latency_ms.p99.toFixed(1)), h("td", {}, percent(arm.positive_rate)),
