@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import tomllib
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from serve_app.auth.rbac import GRANTS
 from serve_app.http.console import STATIC, static_files
+from serve_app.settings import REPO_ROOT
 from tests.api.test_auth import send
 from tests.api.test_body_streaming import uvicorn_app  # noqa: F401  (a server)
 from tests.problems import assert_problem
@@ -126,3 +128,17 @@ def test_every_imported_module_is_served() -> None:
         for imported in re.findall(r'from "(\.[^"]+)"', (STATIC / name).read_text()):
             target = (STATIC / name).parent.joinpath(imported).resolve().relative_to(STATIC)
             assert target.as_posix() in FILES, f"{name} imports {imported}"
+
+
+def test_a_wheel_carries_every_console_file() -> None:
+    """The container image installs a wheel: the package data must name every file."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["serve_app"]
+    package = REPO_ROOT / "serve_app"
+    packaged = {
+        path.relative_to(STATIC).as_posix()
+        for pattern in patterns
+        for path in package.glob(pattern)
+        if path.is_relative_to(STATIC)
+    }
+    assert packaged == set(FILES)
