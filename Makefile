@@ -15,11 +15,12 @@ serve: setup
 	$(VENV)/bin/medai serve
 
 # The static gates first (seconds), so a style or type error fails before the suite
-# starts, and Chromium for the console's browser tests (marker `browser`). Then everything once (Ray-served tests in Ray Serve's default mode, the served
-# app on SQLite), then the Ray-served tests again in the HAProxy + throughput-optimized
-# mode `serve` uses, the served app on PostgreSQL (a fresh schema in the storage tests'
+# starts, and Chromium for the console's browser tests (marker `browser`). Then
+# everything once (Ray-served tests in Ray Serve's default mode, the served app on
+# SQLite), then the Ray-served tests again in the HAProxy + throughput-optimized mode
+# `serve` uses, the served app on PostgreSQL (a fresh schema in the storage tests'
 # server, dropped after): each database served once, no third pass. Then the crash
-# tests, which start whole servers of their own, apart.
+# tests, which start whole servers (and a multi-node cluster) of their own, apart.
 test: lint typecheck browser
 	$(PY) -m pytest -m "not crash"
 	MEDAI_TEST_SERVE_MODE=high-throughput $(PY) -m pytest -m serve
