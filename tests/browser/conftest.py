@@ -31,8 +31,10 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
+    # NOTE: module-scoped, not session: while Playwright's sync API is started, its event
+    # loop counts as running in this thread, and every later test's asyncio.run() fails.
     with sync_playwright() as playwright:
         # NOTE: --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
         launched = playwright.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])

@@ -18,9 +18,10 @@ def test_a_refused_connection_is_a_failure_not_an_exception(
     # NOTE: nothing listens on the port: every request fails to connect.
     locust = Path(sys.executable).parent / "locust"
     host = f"http://127.0.0.1:{free_port()}"
-    run = ["--headless", "-u", "2", "-r", "2", "-t", "4s", "--only-summary", "--host", host]
+    run = ["--headless", "-u", "2", "-r", "2", "-t", "10s", "--only-summary", "--host", host]
+    run += ["--csv", str(tmp_path / "run"), "ClinicalClient"]
     subprocess.run(
-        [str(locust), "-f", "loadtests/locustfile.py", *run, "--csv", str(tmp_path / "run")],
+        [str(locust), "-f", "loadtests/locustfile.py", *run],
         cwd=REPO_ROOT,
         # NOTE: the scenario builds its payloads from the store's models, at their size
         env=os.environ | {"MEDAI_MODEL_STORE": str(model_store)},
