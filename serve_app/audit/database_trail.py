@@ -87,8 +87,12 @@ class DatabaseTrail:
         rows = await self.database.run(lambda: self.writer.store.results_by(subject, limit))
         return [StoredResult.model_validate(row) for row in rows]
 
-    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
-        rows = await self.database.run(lambda: self.writer.store.read(after_seq, limit))
+    async def entries(
+        self, after_seq: int, limit: int, action: str | None = None, actor: str | None = None
+    ) -> list[AuditRecord]:
+        rows = await self.database.run(
+            lambda: self.writer.store.read(after_seq, limit, action, actor)
+        )
         return [AuditRecord.model_validate(row) for row in rows]
 
     async def verify(self, full: bool = False) -> ChainVerification:

@@ -199,10 +199,22 @@ class AuditStore:
         """``(seq, entry_hash)`` of the newest committed entry; ``(0, GENESIS_HASH)`` if none."""
         return await self._head()
 
-    async def read(self, after_seq: int = 0, limit: int = 100) -> list[AuditLog]:
-        """Entries with seq > ``after_seq``, oldest first, at most ``limit`` (1..1000)."""
+    async def read(
+        self,
+        after_seq: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditLog]:
+        """Entries with seq > ``after_seq``, oldest first, at most ``limit`` (1..1000); only
+        ``action``'s and ``actor``'s when given."""
         check_page(after_seq, limit)
-        return await AuditLog.filter(seq__gt=after_seq).order_by("seq").limit(limit)
+        query = AuditLog.filter(seq__gt=after_seq)
+        if action is not None:
+            query = query.filter(action=action)
+        if actor is not None:
+            query = query.filter(actor=actor)
+        return await query.order_by("seq").limit(limit)
 
     async def result(self, inference_id: str) -> InferenceResult | None:
         return await InferenceResult.get_or_none(inference_id=inference_id)

@@ -30,8 +30,11 @@ class AuditTrail(Protocol):
         """The newest ``limit`` results ``subject`` asked for, newest first."""
         ...
 
-    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
-        """Entries with seq > ``after_seq``, oldest first, at most ``limit``."""
+    async def entries(
+        self, after_seq: int, limit: int, action: str | None = None, actor: str | None = None
+    ) -> list[AuditRecord]:
+        """Entries with seq > ``after_seq``, oldest first, at most ``limit``; only
+        ``action``'s and ``actor``'s when given."""
         ...
 
     async def verify(self, full: bool = False) -> ChainVerification:
@@ -65,7 +68,9 @@ class DisabledTrail:
     async def results_by(self, subject: str, limit: int) -> list[StoredResult]:
         raise ServiceUnavailable("results are not stored: audit.enabled is false")
 
-    async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
+    async def entries(
+        self, after_seq: int, limit: int, action: str | None = None, actor: str | None = None
+    ) -> list[AuditRecord]:
         raise ServiceUnavailable("the audit trail is off: audit.enabled is false")
 
     async def verify(self, full: bool = False) -> ChainVerification:

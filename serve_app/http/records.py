@@ -13,7 +13,7 @@ from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import MAX_READ
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission, granted
-from serve_app.auth.tokens import Principal
+from serve_app.auth.tokens import MAX_SUBJECT_CHARS, Principal
 from serve_app.errors import NotFound
 from serve_app.http.security import require
 from serve_app.schemas.audit import AuditPage, ChainVerification, StoredResult
@@ -71,11 +71,29 @@ def build_records_router(trail: AuditTrail) -> APIRouter:
             int, Query(ge=0, le=MAX_SEQ, description="Entries after this seq.")
         ] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_READ)] = 100,
+        action: Annotated[
+            AuditAction | None, Query(description="Only entries of this action.")
+        ] = None,
+        actor: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_SUBJECT_CHARS,
+                pattern=r"^[^\x00-\x1f\x7f]+$",
+                description="Only entries by this actor (a token's subject).",
+            ),
+        ] = None,
     ) -> AuditPage:
-        """Audit entries oldest first, each with its place in the hash chain."""
-        entries = await trail.entries(after_seq, limit)
+        """Audit entries oldest first, each with its place in the hash chain; filtered by
+        action and actor when asked (``next_after_seq`` then pages the filtered entries)."""
+        entries = await trail.entries(after_seq, limit, action, actor)
+        filters = {"filter_action": action and action.value, "filter_actor": actor}
         await audited(
-            caller, AuditAction.AUDIT_READ, "audit", after_seq=after_seq, returned=len(entries)
+            caller,
+            AuditAction.AUDIT_READ,
+            "audit",
+            after_seq=after_seq,
+            returned=len(entries),
+            **{name: value for name, value in filters.items() if value is not None},
         )
         last = entries[-1].seq if len(entries) == limit else None
         return AuditPage(entries=entries, next_after_seq=last)

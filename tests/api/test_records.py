@@ -155,6 +155,9 @@ def test_bad_result_ids(api: httpx.Client, path: str, status: int, field: str, r
         ({"after_seq": "1e3"}, "after_seq", "int_parsing"),
         ({"after_seq": 2**63}, "after_seq", "less_than_equal"),
         ({"after_seq": "9" * 5000}, "after_seq", "int_parsing_size"),
+        ({"action": "drop table"}, "action", "enum"),
+        ({"actor": "a" * 129}, "actor", "string_too_long"),
+        ({"actor": "line\nbreak"}, "actor", "string_pattern_mismatch"),
     ],
 )
 def test_bad_audit_pages(
@@ -182,6 +185,35 @@ def test_pages_follow_one_another(api: httpx.Client, auditor: dict[str, str]) ->
     second = api.get("/audit", params={"after_seq": 2, "limit": 2}, headers=auditor).json()
     assert second["entries"][0]["seq"] == 3
     assert second["entries"][0]["prev_hash"] == first["entries"][1]["entry_hash"]
+
+
+def test_the_trail_is_filtered_by_action_and_actor_across_pages(
+    api: httpx.Client, auditor: dict[str, str], token_for: TokenFactory
+) -> None:
+    sub = f"filter-{uuid.uuid4().hex[:8]}"
+    mine = as_role(token_for, "clinician", sub=sub)
+    sent = [
+        api.post("/infer", json=infer_body(pixels(seed, 64, 64)), headers=mine).json()
+        for seed in (80, 81, 82)
+    ]
+    wanted = {"action": "inference", "actor": sub, "limit": 2}
+
+    first = api.get("/audit", params=wanted, headers=auditor).json()
+    rest = api.get(
+        "/audit", params=wanted | {"after_seq": first["next_after_seq"]}, headers=auditor
+    ).json()
+
+    entries = first["entries"] + rest["entries"]
+    assert [e["object_id"] for e in entries] == [answer["inference_id"] for answer in sent]
+    assert {(e["action"], e["actor"]) for e in entries} == {("inference", sub)}
+    assert rest["next_after_seq"] is None
+    # the filtered read is audited with its filters
+    reads = api.get(
+        "/audit", params={"action": "audit.read", "actor": "test-auditor"}, headers=auditor
+    ).json()["entries"]
+    assert any(e["details"].get("filter_actor") == sub for e in reads)
+    none = api.get("/audit", params={"actor": f"{sub}-nobody"}, headers=auditor).json()
+    assert none == {"entries": [], "next_after_seq": None}
 
 
 def test_failed_authentications_and_reads_are_audited(

@@ -1,5 +1,6 @@
-// The auditor's trail: a page at a time, oldest first, filtered by action and actor; and
-// "verify", which recomputes the chain against the signed checkpoints.
+// The auditor's trail: a page at a time, oldest first, filtered by action and actor (by
+// the server, over the whole trail); and "verify", which recomputes the chain against the
+// signed checkpoints.
 
 import { api } from "../api.js";
 import { field, h, table, when } from "../dom.js";
@@ -35,32 +36,44 @@ export function auditView(section) {
   const newer = h("button", { type: "button", class: "secondary", id: "page-next" }, "Next page");
   const verification = h("div", { id: "verify-result" });
 
+  function filters() {
+    const query = {};
+    if (action.value.trim()) query.action = action.value.trim();
+    if (actor.value.trim()) query.actor = actor.value.trim();
+    return query;
+  }
+
   function show() {
-    const wantAction = action.value.trim();
-    const wantActor = actor.value.trim();
-    const shown = entries.filter((e) => (!wantAction || e.action === wantAction) && (!wantActor || e.actor === wantActor));
-    actions.replaceChildren(...[...new Set(entries.map((e) => e.action))].sort().map((a) => h("option", { value: a })));
-    box.replaceChildren(shown.length
-      ? table(["seq", "time", "actor", "role", "action", "object", "details", "entry hash"], shown.map((e) => h("tr", { "data-seq": e.seq },
+    const seen = new Set([...actions.options].map((o) => o.value));
+    for (const e of entries) {
+      if (!seen.has(e.action)) { seen.add(e.action); actions.append(h("option", { value: e.action })); }
+    }
+    box.replaceChildren(entries.length
+      ? table(["seq", "time", "actor", "role", "action", "object", "details", "entry hash"], entries.map((e) => h("tr", { "data-seq": e.seq },
         h("td", {}, String(e.seq)), h("td", {}, when(e.timestamp)), h("td", { class: "actor" }, e.actor),
         h("td", {}, e.role ?? "—"), h("td", { class: "action" }, e.action),
         h("td", {}, `${e.object_type}${e.object_id ? ` ${e.object_id}` : ""}`),
         h("td", {}, h("code", {}, JSON.stringify(e.details))),
         h("td", {}, h("code", { class: "hash", title: e.entry_hash }, `${e.entry_hash.slice(0, 12)}…`)))))
-      : h("p", { class: "hint" }, "No entries on this page match."));
+      : h("p", { class: "hint" }, "No entries match."));
     const first = entries[0]?.seq;
     const last = entries[entries.length - 1]?.seq;
+    const filtered = Object.keys(filters()).length ? ", filtered" : "";
     where.textContent = entries.length
-      ? `Entries ${first} to ${last} (${shown.length} of ${entries.length} shown); the filters apply to this page.`
+      ? `Entries ${first} to ${last} (${entries.length}${filtered}).`
       : "No entries.";
     older.disabled = starts.length < 2;
     newer.disabled = nextAfter === null;
   }
 
+  let latest = 0; // the newest read: an older one answering late is not shown over it
+
   async function read(afterSeq) {
     clearNotice();
+    const mine = ++latest;
     try {
-      const page = await api("GET", "/audit", { query: { after_seq: afterSeq, limit: PAGE } });
+      const page = await api("GET", "/audit", { query: { after_seq: afterSeq, limit: PAGE, ...filters() } });
+      if (mine !== latest) return;
       entries = page.entries;
       nextAfter = page.next_after_seq;
       show();
@@ -71,8 +84,14 @@ export function auditView(section) {
 
   older.addEventListener("click", () => { starts.pop(); read(starts[starts.length - 1]); });
   newer.addEventListener("click", () => { starts.push(nextAfter); read(nextAfter); });
-  action.addEventListener("input", show);
-  actor.addEventListener("input", show);
+  // A new filter reads the trail again from its start; typing settles first.
+  let settle = null;
+  function refilter() {
+    clearTimeout(settle);
+    settle = setTimeout(() => { starts.splice(1); read(0); }, 300);
+  }
+  action.addEventListener("input", refilter);
+  actor.addEventListener("input", refilter);
   const verify = h("button", {
     type: "button", id: "verify",
     onclick: async () => {
