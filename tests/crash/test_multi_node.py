@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from tests.conftest import TEST_AUTH, TokenFactory
 from tests.images import infer_body, pixels
 from tests.ports import free_port
 from tests.postgres import fresh_schema
+from tests.sessions import kill_session, session_processes
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(600)]
 
@@ -59,20 +59,10 @@ class Node:
     process: subprocess.Popen[bytes]
 
     def processes(self) -> list[psutil.Process]:
-        found = []
-        for process in psutil.process_iter():
-            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
-                if os.getsid(process.pid) == self.process.pid:
-                    found.append(process)
-        return found
+        return session_processes(self.process.pid)
 
     def kill(self) -> None:
-        deadline = time.monotonic() + 60
-        while (alive := self.processes()) and time.monotonic() < deadline:
-            for process in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.send_signal(signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
+        kill_session(self.process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
 

@@ -8,9 +8,6 @@ every inference that was answered 200 must be stored, audited, and the chain mus
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +25,7 @@ from serve_app.settings import REPO_ROOT
 from tests.conftest import TEST_AUTH, TokenFactory
 from tests.images import infer_body, pixels
 from tests.ports import free_port
+from tests.sessions import kill_session, session_processes
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(600)]
 
@@ -73,27 +71,14 @@ class Server:
 
     def session_processes(self) -> list[psutil.Process]:
         assert self.process is not None
-        sid = self.process.pid  # start_new_session: the leader's pid is the session id
-        found = []
-        for process in psutil.process_iter():
-            try:
-                if os.getsid(process.pid) == sid:
-                    found.append(process)
-            except (ProcessLookupError, PermissionError):
-                continue
-        return found
+        return session_processes(self.process.pid)  # start_new_session: pid is the sid
 
     def kill(self) -> None:
         """SIGKILL every process of the server's session (Ray's GCS, raylet, replicas)."""
-        deadline = time.monotonic() + 60
-        while (alive := self.session_processes()) and time.monotonic() < deadline:
-            for process in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.send_signal(signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
         assert self.process is not None
+        survivors = kill_session(self.process.pid)
         self.process.wait(timeout=10)
-        assert not self.session_processes(), "processes survived SIGKILL"
+        assert not survivors, "processes survived SIGKILL"
 
 
 @pytest.fixture
