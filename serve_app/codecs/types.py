@@ -60,6 +60,8 @@ class DecodedImage:
     frames: int | None = None
     """Frames in the file, for DICOM."""
     modality: str | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
+    """DICOM PixelSpacing (between rows, between columns) in mm, when stated and sane."""
 
     @property
     def nbytes(self) -> int:

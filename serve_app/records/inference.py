@@ -8,8 +8,9 @@ is mapped in ``schemas.infer.WIRE_NAMES``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from serve_app.logs import PSEUDONYM
 
@@ -24,7 +25,11 @@ class Interpretation:
     prediction: str
     threshold: float
     positive: bool | None = None
-    """Whether the model's positive class won; ``None`` for a model without one."""
+    """Whether the model's positive class won (a segmentation or detection model: whether it
+    found anything); ``None`` for a classifier without a positive class."""
+    findings: Mapping[str, Any] | None = None
+    """A segmentation's masks or a detection's boxes on the source image (JSON-able, with
+    ``kind``); ``None`` for a classifier. README "Model kinds" documents the shape."""
 
 
 @dataclass(frozen=True, kw_only=True)

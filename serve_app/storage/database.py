@@ -42,6 +42,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         'ALTER TABLE "inference_results" ADD COLUMN "arm" VARCHAR(160)',
         'ALTER TABLE "inference_results" ADD COLUMN "shadow_of" VARCHAR(64)',
     ),
+    3: ('ALTER TABLE "inference_results" ADD COLUMN "findings" JSON',),
 }
 """SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
 

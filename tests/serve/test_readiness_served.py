@@ -23,7 +23,15 @@ from serve_app.settings import Settings
 
 pytestmark = pytest.mark.serve
 
-SERVED = {"Ingress", "Preprocessor", "model-chest-xray-demo", "model-derm-demo", "Registry"}
+SERVED = {
+    "Ingress",
+    "Preprocessor",
+    "model-chest-xray-demo",
+    "model-derm-demo",
+    "model-lesion-seg-demo",
+    "model-lesion-detect-demo",
+    "Registry",
+}
 
 
 async def readyz(settings: Settings, credentials: Credentials, registry: str) -> httpx.Response:
