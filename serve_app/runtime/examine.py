@@ -339,7 +339,6 @@ def _region_output(out: np.ndarray, spec: ModelSpec, found: Examination) -> None
             "model-output",
             f"{kind.value} model output {spec.output_name} {list(out.shape)}: {problem}",
             FIX_KIND_OUTPUT[kind],
-            key=METADATA_PREFIX + "kind",
         )
         return
     labels = spec.metadata.labels

@@ -31,8 +31,8 @@ def output_problem(shape: tuple[int, ...], integral: bool, spec: ModelSpec) -> s
             return f"a mask output must be (batch, height, width) class indexes, not {shape}"
     elif len(shape) != 3 or shape[0] != classes:
         return (
-            f"a score output must be (batch, {classes} classes, height, width) for "
-            f"{classes} labels, not (batch, {', '.join(map(str, shape))})"
+            f"a score output must be (batch, classes, height, width) with one class per "
+            f"label ({classes}), not (batch, {', '.join(map(str, shape))})"
         )
     height, width = shape[-2:]
     if not (0 < height <= spec.height and 0 < width <= spec.width):
