@@ -6,7 +6,7 @@ findings; a route's shadow copies get per-kind agreement stats."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from tests.api.test_routes import put_route, shadow_copies, until_served
 from tests.dicoms import grey_image_dicom
 from tests.images import encode
 from tests.local_app import own_database
+from tests.problems import assert_problem
 
 SEGMENTER = "lesion-seg-demo"
 DETECTOR = "lesion-detect-demo"
@@ -180,6 +181,65 @@ def test_v2_refuses_region_models_naming_the_rule(api: httpx.Client) -> None:
     refused = api.post(f"/v2/models/{SEGMENTER}/infer", json=request)
     assert refused.status_code == 422, refused.text
     assert "segmentation" in refused.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("make", "rule", "key"),
+    [
+        (
+            lambda store: variant(store, DETECTOR, **{"medai.nms_iou": "1.5"}),
+            "model-metadata",
+            "medai.nms_iou",
+        ),
+        (
+            lambda store: variant(store, DETECTOR, **{"medai.max_detections": "0"}),
+            "model-metadata",
+            "medai.max_detections",
+        ),
+        (
+            lambda store: variant(store, SEGMENTER, **{"medai.threshold": "-0.5"}),
+            "model-metadata",
+            "medai.threshold",
+        ),
+        (
+            lambda store: variant(store, SEGMENTER, **{"medai.background_index": "3"}),
+            "model-metadata",
+            "medai.background_index",
+        ),
+        (
+            lambda store: variant(store, SEGMENTER, **{"medai.kind": "volume"}),
+            "model-metadata",
+            "medai.kind",
+        ),
+        # two labels for the one score map the segmenter puts out
+        (
+            lambda store: variant(store, SEGMENTER, **{"medai.labels": '["a", "b"]'}),
+            "model-output",
+            None,
+        ),
+        # boxes read as a segmentation's score maps
+        (
+            lambda store: variant(store, DETECTOR, **{"medai.kind": "segmentation"}),
+            "model-output",
+            None,
+        ),
+    ],
+)
+def test_bad_kind_settings_and_outputs_are_refused_at_registration(
+    api: httpx.Client,
+    engineer: dict[str, str],
+    model_store: Path,
+    make: Callable[[Path], bytes],
+    rule: str,
+    key: str | None,
+) -> None:
+    files = {"file": ("model.onnx", make(model_store))}
+    form = {"name": "refused-region", "version": uuid.uuid4().hex[:8]}
+    refused = api.post("/models", files=files, data=form, headers=engineer)
+    assert_problem(refused, 422, "file", rule)
+    (error,) = refused.json()["errors"]
+    assert error.get("key") == key
+    assert key is None or key in refused.json()["detail"]
 
 
 def variant(model_store: Path, model: str, **metadata: str) -> bytes:
