@@ -23,15 +23,7 @@ from serve_app.settings import Settings
 
 pytestmark = pytest.mark.serve
 
-SERVED = {
-    "Ingress",
-    "Preprocessor",
-    "model-chest-xray-demo",
-    "model-derm-demo",
-    "model-lesion-seg-demo",
-    "model-lesion-detect-demo",
-    "Registry",
-}
+SERVED = {"Ingress", "Preprocessor", "model-chest-xray-demo", "model-derm-demo", "Registry"}
 
 
 async def readyz(settings: Settings, credentials: Credentials, registry: str) -> httpx.Response:
