@@ -159,4 +159,6 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
         endpoint=answer.endpoint if answer else target.endpoint,
         arm=job.model if answer else target.arm,
         shadow_of=answer.inference_id if answer else None,
+        model_sha256=spec.sha256,
+        source=image.dicom_source if image else None,
     )

@@ -58,6 +58,11 @@ class InferenceRecord(Interpretation):
     """``name:version`` the route chose (or the shadow version that ran)."""
     shadow_of: str | None = None
     """For a shadow copy: the ``inference_id`` whose answer it ran beside."""
+    model_sha256: str | None = None
+    """SHA-256 of the model file that answered: a DICOM result names the algorithm by it."""
+    source: Mapping[str, Any] | None = None
+    """A DICOM input's UIDs and geometry (``codecs.dicom_reference``), which a DICOM result
+    refers to; ``None`` for other inputs."""
 
     def __post_init__(self) -> None:
         # NOTE: the message never echoes the value: it may be a clear patient id.
