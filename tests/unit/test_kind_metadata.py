@@ -12,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from serve_app.catalog.spec import MAX_REGION_LABELS, ModelKind, parse_metadata
+from serve_app.codecs.dicom_reference import dicom_reference
 from serve_app.codecs.dicom_spacing import pixel_spacing
 from serve_app.errors import InvalidInput
 from serve_app.routing.overlap import dice, mask_dice, same_count
@@ -201,3 +202,43 @@ def test_shadow_stats_give_mean_dice_for_masks_and_count_agreement_for_boxes() -
     assert all(arm.mean_dice is None for arm in stats.arms)
     assert mask_dice(detections(1), segmentation(half)) is None
     assert same_count(segmentation(half), detections(1)) is None
+
+
+def referenced(**attributes: Any) -> Dataset:
+    ds = Dataset()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3", "1.2.3.4"
+    ds.SOPInstanceUID, ds.SOPClassUID = "1.2.3.4.5", "1.2.840.10008.5.1.4.1.1.2"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_a_dicom_reference_keeps_uids_and_sane_geometry_never_identity() -> None:
+    ds = referenced(
+        PatientName="Doe^Jane",
+        PatientID="MRN-1",
+        FrameOfReferenceUID="1.2.9",
+        ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+        ImagePositionPatient=["-10", "nan", "3"],  # odd: dropped
+        SliceThickness="2.5",
+    )
+    reference = dicom_reference(ds, frame=0, frames=1)
+    assert reference is not None
+    assert reference["SOPInstanceUID"] == "1.2.3.4.5"
+    assert reference["FrameOfReferenceUID"] == "1.2.9"
+    assert reference["ImageOrientationPatient"] == [1, 0, 0, 0, 1, 0]
+    assert reference["ImagePositionPatient"] is None
+    assert reference["SliceThickness"] == 2.5
+    assert reference["frame_number"] is None
+    assert "Doe" not in str(reference) and "MRN" not in str(reference)
+    multi_frame = dicom_reference(ds, frame=4, frames=9)
+    assert multi_frame is not None and multi_frame["frame_number"] == 5
+
+
+@pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"])
+def test_without_a_valid_uid_there_is_no_reference(keyword: str) -> None:
+    ds = referenced()
+    setattr(ds, keyword, "not a uid!")
+    assert dicom_reference(ds, 0, 1) is None
+    del ds[keyword]
+    assert dicom_reference(ds, 0, 1) is None
