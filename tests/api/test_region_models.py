@@ -306,3 +306,36 @@ def test_a_shadow_of_a_region_model_is_measured_by_its_kind(
     else:
         # the box scores 0.9: the answer keeps it, the shadow at 0.95 does not
         assert shadowed["count_agreement"] == 0.0
+
+
+def test_a_region_model_is_hot_swapped_and_rolled_back_like_any_other(
+    api: httpx.Client, engineer: dict[str, str], model_store: Path
+) -> None:
+    # the same network and settings in a new file: every other test's answers stay the same
+    ref = register(
+        api,
+        engineer,
+        SEGMENTER,
+        variant(model_store, SEGMENTER, **{"medai.description": ref_tag()}),
+    )
+    version = ref.split(":")[1]
+    for status in ("validation", "production"):
+        moved = api.post(
+            f"/models/{SEGMENTER}/{version}/promote", json={"to": status}, headers=engineer
+        )
+        assert moved.status_code == 200, moved.text
+    try:
+        until_served(api, lambda r: r.json().get("model_version") == version, SEGMENTER)
+        swapped = infer_file(api, encode(scene(), "PNG"), SEGMENTER).json()
+        assert swapped["model_version"] == version
+        assert iou(rle.decode(swapped["findings"]["classes"][0]["mask"]), truth()) > 0.9
+    finally:
+        back = api.post(
+            f"/models/{SEGMENTER}/rollback", json={"to_version": "1.0.0"}, headers=engineer
+        )
+        assert back.status_code == 200, back.text
+    until_served(api, lambda r: r.json().get("model_version") == "1.0.0", SEGMENTER)
+
+
+def ref_tag() -> str:
+    return f"hot swap {uuid.uuid4().hex[:8]}"
