@@ -11,7 +11,7 @@ from deployments.ingress import Ingress
 from deployments.model_runner import ModelRunner
 from deployments.preprocess import Preprocessor
 from deployments.registry import Registry
-from serve_app.auth.credentials import load_credentials
+from serve_app.auth.credentials import check_identity_provider
 from serve_app.catalog.store import ModelStore
 from serve_app.settings import Settings
 
@@ -41,7 +41,10 @@ def build_app(args: dict[str, Any]) -> Application:
     ``MEDAI_*`` environment settings.
     """
     settings = Settings(**args)
-    load_credentials(settings)  # refuse a configuration the ingress would refuse, early
+    # NOTE: the configuration only: this may run on a node that holds none of the
+    # secrets (a cluster gives each node its own); each replica loads and checks its
+    # own when it starts, and `medai serve` checks them all before Ray starts.
+    check_identity_provider(settings)
     store = ModelStore(settings.model_store)
     specs = {m.name: store.starting(m.name, m.version) for m in settings.models}
     runners = {

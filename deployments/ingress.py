@@ -14,7 +14,8 @@ from deployments.registry import UNAVAILABLE as REGISTRY_UNAVAILABLE
 from deployments.remote import Remote
 from serve_app.audit.writer import WriterState
 from serve_app.auth.credentials import load_credentials
-from serve_app.errors import ServiceUnavailable
+from serve_app.codecs.types import EncodedImage
+from serve_app.errors import MedAIError, ServiceUnavailable
 from serve_app.http.app import create_app
 from serve_app.job import Job, Outcome
 from serve_app.logs import configure_logging
@@ -70,6 +71,12 @@ class ServeBackend:
             return await self.hop(payload_bytes(jobs)).infer.remote(jobs)
         except (BackPressureError, DeploymentUnavailableError):
             raise ServiceUnavailable("inference capacity is exhausted; retry shortly") from None
+
+    async def preview(self, image: EncodedImage, model: str | None) -> bytes | MedAIError:
+        try:
+            return await self.hop(len(image.data)).preview.remote(image, model)
+        except (BackPressureError, DeploymentUnavailableError):
+            raise ServiceUnavailable("preprocessing capacity is exhausted; retry shortly") from None
 
     async def readiness(self) -> list[Component]:
         """The preprocessor (which asks every model runner), the registry and the writer."""

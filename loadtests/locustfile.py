@@ -1,33 +1,60 @@
-"""Locust load test for a running MedAI Flow server (see loadtests/README.md).
+"""Locust scenarios for a running MedAI Flow server, as its users load it (see
+loadtests/README.md).
 
     locust -f loadtests/locustfile.py --headless -u 32 -r 8 -t 60s --host http://127.0.0.1:8000
+    locust -f loadtests/locustfile.py ... ClinicalClient      # one kind of user only
 
-The target model comes from ``MEDAI_LOAD_MODEL`` (default chest-xray-demo);
-``MEDAI_TOKEN`` is sent as the bearer token; unset, a clinician token is minted with
-this machine's secret (as ``medai token`` does). Payloads are built once,
-at the model's own size, from the local model store.
+- ``ClinicalClient``: clinical traffic: PNG and DICOM uploads, JSON pixels, batches, and
+  reading back its own results.
+- ``PromotingEngineer``: an ML engineer swapping the served version under that traffic:
+  registers a copy of the model, then makes it and the original production by turns
+  (the registry's rollback), every ``MEDAI_LOAD_SWAP_S`` seconds (default 10).
+- ``MEDAI_LOAD_AB=1``: an A/B experiment: the model's name is routed half to the copy for
+  the run (and the route removed after), so every clinical request goes through routing.
+- ``MEDAI_LOAD_STEPS="2:20,32:40,2:40"``: users over time (users:seconds, in turn) instead
+  of ``-u``/``-t``, for watching autoscaling (``loadtests/autoscale.py``).
+
+The target model comes from ``MEDAI_LOAD_MODEL`` (default chest-xray-demo). Tokens come
+from ``MEDAI_TOKEN`` (clinician) and ``MEDAI_ENGINEER_TOKEN``; unset, they are minted with
+this machine's secret (as ``medai token`` does). Payloads are built once, at the model's
+own size, from the local model store. A request that gets no answer is a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import random
+import uuid
+from typing import Any
 
-from locust import FastHttpUser, between, task
+import httpx
+from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 
-from loadtests.payloads import batch_body, image_for, json_body, multipart_body
+from loadtests.payloads import batch_body, dicom_body, image_for, json_body, multipart_body
+from loadtests.steps import parse_steps, users_at
 from medai_cli.common import config_settings, local_token
 from serve_app.catalog.store import ModelStore
 from serve_app.settings import REPO_ROOT
 
 MODEL = os.environ.get("MEDAI_LOAD_MODEL", "chest-xray-demo")
 SETTINGS = config_settings(REPO_ROOT / "serve_config.yaml")
-SPEC = ModelStore(SETTINGS.model_store).resolve(MODEL)
+STORE = ModelStore(SETTINGS.model_store)
+SPEC = STORE.resolve(MODEL)
 BODIES = {
-    "/infer": json_body(image_for(SPEC, seed=1), MODEL),
-    "/infer/file": multipart_body(image_for(SPEC, seed=2), MODEL),
-    "/infer/batch": batch_body([image_for(SPEC, seed=s) for s in range(3, 7)], MODEL),
+    "png": multipart_body(image_for(SPEC, seed=2), MODEL),
+    "dicom": dicom_body(image_for(SPEC, seed=3), MODEL),
+    "json": json_body(image_for(SPEC, seed=1), MODEL),
+    "batch": batch_body([image_for(SPEC, seed=s) for s in range(4, 8)], MODEL),
 }
 TOKEN = os.environ.get("MEDAI_TOKEN") or local_token(SETTINGS, "locust", "clinician", 12 * 3600)
+ENGINEER_TOKEN = os.environ.get("MEDAI_ENGINEER_TOKEN") or local_token(
+    SETTINGS, "locust-engineer", "ml_engineer", 12 * 3600
+)
+SWAP_S = float(os.environ.get("MEDAI_LOAD_SWAP_S", "10"))
+COPY_VERSION = f"load-{uuid.uuid4().hex[:8]}"
+"""The copy of the model the engineer swaps in and the A/B route's second arm."""
 
 
 def failure_text(status: int, text: str | None, error: object) -> str:
@@ -38,34 +65,130 @@ def failure_text(status: int, text: str | None, error: object) -> str:
     return f"{status}: {(text or '')[:200]}"
 
 
-class ClinicalClient(FastHttpUser):
-    """A client sending images: mostly file uploads, some JSON and batches."""
+class Client(FastHttpUser):
+    abstract = True
+    token = TOKEN
 
+    def send(self, method: str, path: str, body: str | None = None, **kwargs: Any) -> Any:
+        """One request (``body`` names a prepared payload); its JSON answer, or None."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = BODIES[body]
+        name = kwargs.pop("name", path)
+        with self.client.request(
+            method, path, data=data, headers=headers, name=name, catch_response=True, **kwargs
+        ) as response:
+            if response.status_code not in (200, 201, 204):
+                response.failure(failure_text(response.status_code, response.text, response.error))
+                return None
+            return response.json() if response.text else None
+
+
+class ClinicalClient(Client):
+    """Clinical traffic: mostly uploads, then reading a result back."""
+
+    weight = 10
     wait_time = between(0.0, 0.05)
 
-    def _send(self, method: str, path: str) -> None:
-        body, content_type = BODIES.get(path, (None, None))
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        with self.client.request(
-            method, path, data=body, headers=headers, name=path, catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                response.failure(failure_text(response.status_code, response.text, response.error))
+    def on_start(self) -> None:
+        self.answered: list[str] = []
 
-    @task(6)
-    def upload_file(self) -> None:
-        self._send("POST", "/infer/file")
+    def infer(self, path: str, body: str) -> None:
+        answer = self.send("POST", path, body, name=f"{path} ({body})")
+        if answer and "inference_id" in answer:
+            self.answered = [*self.answered[-99:], answer["inference_id"]]
+
+    @task(5)
+    def upload_png(self) -> None:
+        self.infer("/infer/file", "png")
 
     @task(2)
+    def upload_dicom(self) -> None:
+        self.infer("/infer/file", "dicom")
+
+    @task(1)
     def json_pixels(self) -> None:
-        self._send("POST", "/infer")
+        self.infer("/infer", "json")
 
     @task(1)
     def batch(self) -> None:
-        self._send("POST", "/infer/batch")
+        self.send("POST", "/infer/batch", "batch")
 
     @task(1)
-    def ready(self) -> None:
-        self._send("GET", "/readyz")
+    def read_back(self) -> None:
+        if self.answered:
+            inference_id = random.choice(self.answered)
+            self.send("GET", f"/results/{inference_id}", name="/results/{id}")
+
+
+class PromotingEngineer(Client):
+    """Swaps the served version under load, back and forth, as a hot swap must allow."""
+
+    weight = 1
+    wait_time = constant(SWAP_S)
+    token = ENGINEER_TOKEN
+
+    def on_start(self) -> None:
+        listed = self.send("GET", f"/models?name={MODEL}", name="/models") or []
+        self.versions = [v["version"] for v in listed if v["status"] == "production"]
+        self.versions.append(COPY_VERSION)
+
+    @task
+    def swap(self) -> None:
+        self.versions.reverse()
+        body = {"to_version": self.versions[0]}
+        self.send("POST", f"/models/{MODEL}/rollback", json=body, name="/models/{name}/rollback")
+
+
+def engineer(host: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {ENGINEER_TOKEN}"}
+    return httpx.Client(base_url=host, headers=headers, timeout=60)
+
+
+def production_version(host: str) -> str:
+    with engineer(host) as client:
+        versions = client.get("/models", params={"name": MODEL}).raise_for_status().json()
+    (version,) = [v["version"] for v in versions if v["status"] == "production"]
+    return str(version)
+
+
+@events.test_start.add_listener
+def prepare(environment: Any, **_: Any) -> None:
+    """Register the copy (validated, so it can be made production) and route the model's
+    name A/B when asked; before any user starts."""
+    host = environment.host
+    try:
+        with engineer(host) as client:
+            data = STORE.read_verified(SPEC)
+            files = {"file": ("model.onnx", data, "application/octet-stream")}
+            form = {"name": MODEL, "version": COPY_VERSION}
+            client.post("/models", data=form, files=files).raise_for_status()
+            promote = f"/models/{MODEL}/{COPY_VERSION}/promote"
+            client.post(promote, json={"to": "validation"}).raise_for_status()
+            if os.environ.get("MEDAI_LOAD_AB") == "1":
+                original = f"{MODEL}:{production_version(host)}"
+                copy = f"{MODEL}:{COPY_VERSION}"
+                arms = [{"model": original, "weight": 0.5}, {"model": copy, "weight": 0.5}]
+                client.put(f"/routes/{MODEL}", json={"arms": arms}).raise_for_status()
+    except httpx.HTTPError as error:
+        # NOTE: the run goes on: every request that cannot be answered is a failure
+        logging.getLogger(__name__).error("could not prepare the run: %s", error)
+
+
+@events.test_stop.add_listener
+def clean_up(environment: Any, **_: Any) -> None:
+    if os.environ.get("MEDAI_LOAD_AB") == "1":
+        with contextlib.suppress(httpx.HTTPError), engineer(environment.host) as client:
+            client.delete(f"/routes/{MODEL}")
+
+
+if steps_text := os.environ.get("MEDAI_LOAD_STEPS"):
+    STEPS = parse_steps(steps_text)
+
+    class Steps(LoadTestShape):
+        """Users over time, step by step (for watching autoscaling)."""
+
+        def tick(self) -> tuple[int, float] | None:
+            users = users_at(STEPS, self.get_run_time())
+            return None if users is None else (users, max(users, 1))  # within a second

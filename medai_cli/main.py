@@ -122,13 +122,19 @@ def cmd_token(args: argparse.Namespace) -> int:
         algorithm = args.algorithm or next(a for a in settings.auth.algorithms if a != "HS256")
         ttl = args.ttl or settings.auth.token_ttl_s
         key = args.private_key.read_bytes()
-        print(mint(settings.auth, key, args.sub, args.role, ttl, algorithm=algorithm, kid=args.kid))
+        token = mint(settings.auth, key, args.sub, args.role, ttl, algorithm, kid=args.kid)
     elif settings.auth.algorithms == ["HS256"]:
-        print(local_token(settings, args.sub, args.role, args.ttl))
+        token = local_token(settings, args.sub, args.role, args.ttl)
     else:
         print("medai token: this server verifies RS256/ES256; pass --private-key", file=sys.stderr)
         return 2
+    print(console_link(args.link, token) if args.link else token)
     return 0
+
+
+def console_link(server: str, token: str) -> str:
+    """The console's sign-in link: the token in the fragment, which browsers never send."""
+    return f"{server.rstrip('/')}/ui/#token={token}"
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
@@ -146,7 +152,18 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from serve_app.auth.credentials import ConfigurationError, load_credentials
+
     settings = config_settings(args.config)
+    # NOTE: one host runs every deployment: refuse missing or development secrets now,
+    # before Ray starts (in a cluster, each node's replicas refuse their own at start).
+    try:
+        load_credentials(settings)
+        if settings.audit.enabled:
+            load_credentials(settings, need={"audit_signing_key"})
+    except ConfigurationError as refused:
+        print(f"medai serve: {refused}", file=sys.stderr)
+        return 2
     build_demo_models(settings)
     haproxy = haproxy_dir()
     for name, value in serve_env(args.high_throughput, haproxy).items():
@@ -159,7 +176,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "  curl -s http://127.0.0.1:8000/readyz\n"
         "  TOKEN=$(.venv/bin/medai token --sub alice --role clinician)\n"
         '  curl -s -H "Authorization: Bearer $TOKEN" -F file=@image.png '
-        "http://127.0.0.1:8000/infer/file",
+        "http://127.0.0.1:8000/infer/file\n"
+        "Console: http://127.0.0.1:8000/ui/ (a sign-in link: "
+        ".venv/bin/medai token --sub alice --role clinician --link)",
         flush=True,
     )
     # NOTE: Ctrl-C and SIGTERM (systemd, docker stop) both stop cleanly; a background
@@ -298,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--private-key", type=Path, help="PEM private key (RS256/ES256 servers)")
     token.add_argument("--algorithm", choices=["RS256", "ES256"], help="with --private-key")
     token.add_argument("--kid", help="key id header (servers verifying with a JWKS file)")
+    token.add_argument(
+        "--link",
+        nargs="?",
+        const="http://127.0.0.1:8000",
+        metavar="SERVER",
+        help="print a web console sign-in link instead (default server http://127.0.0.1:8000)",
+    )
     token.set_defaults(func=cmd_token)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(

@@ -9,6 +9,8 @@ import numpy as np
 
 from serve_app.catalog.spec import ModelSpec
 from serve_app.catalog.store import ModelStore
+from serve_app.codecs.types import EncodedImage
+from serve_app.errors import MedAIError
 from serve_app.job import Job, Outcome
 from serve_app.pipeline import Pipeline
 from serve_app.readiness import Component, model_components
@@ -20,6 +22,10 @@ from serve_app.shadows import ShadowCopies
 class Backend(Protocol):
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         """One outcome per job, in order; a client error is an outcome, not raised."""
+        ...
+
+    async def preview(self, image: EncodedImage, model: str | None) -> bytes | MedAIError:
+        """The upload as ``model`` sees it, as a PNG (``Pipeline.preview``)."""
         ...
 
     async def readiness(self) -> list[Component]:
@@ -47,6 +53,9 @@ class LocalBackend:
 
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         return await self.pipeline.infer(jobs)
+
+    async def preview(self, image: EncodedImage, model: str | None) -> bytes | MedAIError:
+        return await self.pipeline.preview(image, model)
 
     async def readiness(self) -> list[Component]:
         statuses = {name: runner.status() for name, runner in self.runners.items()}

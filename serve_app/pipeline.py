@@ -21,10 +21,11 @@ import numpy as np
 
 from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.decode import Decoder
+from serve_app.codecs.images import encode_png
 from serve_app.codecs.types import DecodedImage, EncodedImage, TensorInput
 from serve_app.errors import MedAIError
 from serve_app.job import Job, Outcome
-from serve_app.preprocessing import fit, prepare
+from serve_app.preprocessing import fit, prepare, view
 from serve_app.records.inference import InferenceRecord
 from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
@@ -82,6 +83,20 @@ class Pipeline:
                 return _Prepared(target, fit(image, target.spec), image)
             decoded = self.decode(image) if isinstance(image, EncodedImage) else image
             return _Prepared(target, prepare(decoded, target.spec), decoded)
+        except MedAIError as exc:
+            return exc
+
+    async def preview(self, image: EncodedImage, model: str | None) -> bytes | MedAIError:
+        """The upload as the model that ``model`` names would see it (decoded, DICOM windowed,
+        at its size and channels, before normalisation) as a PNG; a client error as a value,
+        as ``infer`` gives it."""
+
+        def draw() -> bytes:
+            spec = self.plan.describe(model or self.settings.default_model)
+            return encode_png(view(self.decode(image), spec))
+
+        try:
+            return await asyncio.to_thread(draw)
         except MedAIError as exc:
             return exc
 

@@ -15,15 +15,17 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R BT.601 weights, for RGB images sent to 1-channel models."""
 
 
-def prepare(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
-    """Return a (1, ...) tensor in the model's layout and dtype.
-
-    Pixels go to 0..1 by dtype, to the model's channel count, to its size
-    (bilinear; the aspect ratio is not kept), then ``(x - mean) / std``.
-    """
+def view(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
+    """What the model sees before normalisation: (height, width, channels) float32 in 0..1,
+    at the model's size (bilinear; the aspect ratio is not kept) and channel count."""
     pixels = match_channels(unit_range(image.pixels), spec.channels)
-    pixels = resize(pixels, spec.height, spec.width)
-    pixels = normalize(pixels, spec.metadata.mean, spec.metadata.std)
+    return resize(pixels, spec.height, spec.width)
+
+
+def prepare(image: DecodedImage, spec: ModelSpec) -> np.ndarray:
+    """Return a (1, ...) tensor in the model's layout and dtype: the ``view``, then
+    ``(x - mean) / std``."""
+    pixels = normalize(view(image, spec), spec.metadata.mean, spec.metadata.std)
     if spec.dtype.kind in "iu":  # integer-input models take pixels in their dtype's range
         low, high = VALUE_RANGES.get(spec.dtype, (0.0, float(np.iinfo(spec.dtype).max)))
         pixels = np.rint(np.clip(pixels, 0, 1) * (high - low) + low)

@@ -83,6 +83,10 @@ class DatabaseTrail:
         row = await self.database.run(lambda: self.writer.store.result(inference_id))
         return StoredResult.model_validate(row) if row is not None else None
 
+    async def results_by(self, subject: str, limit: int) -> list[StoredResult]:
+        rows = await self.database.run(lambda: self.writer.store.results_by(subject, limit))
+        return [StoredResult.model_validate(row) for row in rows]
+
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         rows = await self.database.run(lambda: self.writer.store.read(after_seq, limit))
         return [AuditRecord.model_validate(row) for row in rows]

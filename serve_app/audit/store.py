@@ -219,6 +219,12 @@ class AuditStore:
     async def result(self, inference_id: str) -> InferenceResult | None:
         return await InferenceResult.get_or_none(inference_id=inference_id)
 
+    async def results_by(self, subject: str, limit: int) -> list[InferenceResult]:
+        """The newest ``limit`` answers ``subject`` asked for (shadow copies are no answer),
+        newest first."""
+        query = InferenceResult.filter(requested_by=subject, shadow_of__isnull=True)
+        return await query.order_by("-created_at").limit(limit)
+
     async def model_versions(self, name: str | None = None) -> list[ModelVersion]:
         """Registered versions, oldest first; only ``name``'s when given."""
         query = ModelVersion.all() if name is None else ModelVersion.filter(model_name=name)

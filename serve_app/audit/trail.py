@@ -26,6 +26,10 @@ class AuditTrail(Protocol):
 
     async def result(self, inference_id: str) -> StoredResult | None: ...
 
+    async def results_by(self, subject: str, limit: int) -> list[StoredResult]:
+        """The newest ``limit`` results ``subject`` asked for, newest first."""
+        ...
+
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:
         """Entries with seq > ``after_seq``, oldest first, at most ``limit``."""
         ...
@@ -56,6 +60,9 @@ class DisabledTrail:
         return None
 
     async def result(self, inference_id: str) -> StoredResult | None:
+        raise ServiceUnavailable("results are not stored: audit.enabled is false")
+
+    async def results_by(self, subject: str, limit: int) -> list[StoredResult]:
         raise ServiceUnavailable("results are not stored: audit.enabled is false")
 
     async def entries(self, after_seq: int, limit: int) -> list[AuditRecord]:

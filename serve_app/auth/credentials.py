@@ -73,11 +73,18 @@ def check_identity_provider(settings: Settings) -> None:
             raise ConfigurationError(f"production with RS256/ES256 needs {names}")
 
 
-def load_credentials(settings: Settings, need: Iterable[str] = ()) -> Credentials:
-    """The secrets this process needs, refusing what production must not run with.
+def ingress_secrets(settings: Settings) -> set[str]:
+    """What the ingress needs: the pseudonym key, and the JWT secret under HS256."""
+    return {"pseudonym_key", *(["jwt_secret"] if "HS256" in settings.auth.algorithms else [])}
 
-    Every process needs the pseudonym key (and the JWT secret under HS256); ``need`` names
-    more, e.g. ``{"audit_signing_key"}`` in the audit writer.
+
+def load_credentials(settings: Settings, need: Iterable[str] | None = None) -> Credentials:
+    """The secrets this process needs (``need``; the ingress's by default), refusing what
+    production must not run with.
+
+    Each process asks only for its own, so a node is given only the secrets of what runs
+    on it: the audit writer asks for ``{"audit_signing_key"}`` alone, and the preprocessing
+    and model replicas, which parse untrusted files, ask for none.
     """
     check_identity_provider(settings)
     dirs = [settings.auth.secrets_dir] if settings.auth.secrets_dir else []
@@ -85,9 +92,7 @@ def load_credentials(settings: Settings, need: Iterable[str] = ()) -> Credential
         _generate_dev_secrets(dev_secrets_dir(settings))
         dirs.append(dev_secrets_dir(settings))
     credentials = Credentials(_secrets_dir=[d for d in dirs if d.is_dir()] or None)
-    needed = {"pseudonym_key", *need}
-    if "HS256" in settings.auth.algorithms:
-        needed.add("jwt_secret")
+    needed = ingress_secrets(settings) if need is None else set(need)
     dev = _dev_values(dev_secrets_dir(settings)) if settings.production else set()
     for name in sorted(needed):
         value = getattr(credentials, name)

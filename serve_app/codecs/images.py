@@ -60,3 +60,12 @@ def _to_array(image: Image.Image) -> np.ndarray:
         return wide.astype(np.uint16)[:, :, np.newaxis]
     pixels = np.asarray(image.convert("L" if image.mode in GREY_MODES else "RGB"))
     return pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels
+
+
+def encode_png(unit: np.ndarray) -> bytes:
+    """(height, width, 1 or 3) values in 0..1 as an 8-bit grey or RGB PNG."""
+    levels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+    image = Image.fromarray(levels[:, :, 0] if levels.shape[2] == 1 else levels)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

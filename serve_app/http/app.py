@@ -16,8 +16,11 @@ from serve_app.auth.keys import KeyRing
 from serve_app.auth.tokens import TokenVerifier
 from serve_app.backend import Backend
 from serve_app.http.auth_failures import FailedAuthentications
+from serve_app.http.console import PREFIX as CONSOLE_PREFIX
+from serve_app.http.console import install_console
 from serve_app.http.metrics import Metrics
 from serve_app.http.middleware import BodySizeLimit, RequestContext
+from serve_app.http.preview_routes import build_preview_router
 from serve_app.http.problems import install_problem_handlers
 from serve_app.http.records import build_records_router
 from serve_app.http.registry_routes import build_registry_router
@@ -62,12 +65,14 @@ def create_app(
     pseudonymize = Pseudonymizer(credentials.pseudonym_key.get_secret_value().encode())
     metrics = metrics or Metrics()
     app.include_router(build_router(settings, backend, trail, pseudonymize, metrics))
+    app.include_router(build_preview_router(backend))
     app.include_router(build_records_router(trail))
     app.include_router(build_registry_router(registry))
     app.include_router(build_routing_router(registry))
     app.include_router(
         build_v2_router(settings, backend, trail, registry, pseudonymize, metrics, VERSION)
     )
+    install_console(app, settings)
     # NOTE: the middleware added last runs first. Requests pass RequestContext (id, log
     # line), then Authenticate, then BodySizeLimit: no body is read before the caller is known.
     limit = settings.rate_limit
@@ -107,7 +112,10 @@ def create_app(
             *V2_PUBLIC_PATHS,
             *(["/metrics"] if settings.metrics_public else []),
             *docs_paths(app),
+            CONSOLE_PREFIX,
         },
+        # The console's static files: a browser navigating to them sends no token.
+        public_prefixes=(CONSOLE_PREFIX + "/",),
         metrics=metrics,
         failures=failures,
         strangers=strangers,

@@ -24,6 +24,7 @@ from serve_app.schemas.problem import problem_responses
 ERRORS = problem_responses(401, 403, 404, 413, 422, 429, 503)
 INFERENCE_ID = r"^[A-Za-z0-9-]{1,64}$"
 DICOM = "application/dicom"
+MAX_OWN_RESULTS = 100
 MAX_SEQ = 2**63 - 1
 """Largest seq a BIGINT column holds: a larger ``after_seq`` is a 422, not a database error."""
 Reader = Annotated[Principal, require(Permission.READ_OWN_RESULTS, Permission.READ_ANY_RESULTS)]
@@ -81,6 +82,15 @@ def build_records_router(trail: AuditTrail) -> APIRouter:
         )
         disposition = f'attachment; filename="{inference_id}.dcm"'
         return Response(data, media_type=DICOM, headers={"Content-Disposition": disposition})
+
+    @router.get("/results", tags=["records"], response_model=list[StoredResult], responses=ERRORS)
+    async def own_results(
+        caller: Reader, limit: Annotated[int, Query(ge=1, le=MAX_OWN_RESULTS)] = 20
+    ) -> list[StoredResult]:
+        """The caller's own newest results, newest first (anyone's stay behind their ids)."""
+        found = await trail.results_by(caller.subject, limit)
+        await audited(caller, AuditAction.RESULT_READ, "inference", own_recent=len(found))
+        return found
 
     @router.get("/audit", tags=["records"], response_model=AuditPage, responses=ERRORS)
     async def audit(

@@ -58,6 +58,7 @@ class Authenticate:
         metrics: Metrics,
         failures: FailedAuthentications,
         strangers: TokenBuckets | None = None,
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.failures = failures
@@ -66,6 +67,7 @@ class Authenticate:
         self.buckets = buckets
         self.strangers = strangers
         self.public_paths = frozenset(public_paths)
+        self.public_prefixes = public_prefixes
 
     def _admit(self, scope: Scope) -> Principal:
         try:
@@ -91,7 +93,12 @@ class Authenticate:
         return caller
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.public_paths
+            or path.startswith(self.public_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         try:

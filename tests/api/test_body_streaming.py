@@ -6,18 +6,13 @@ its peak memory can be read before and after a 60 MB chunked upload.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import TokenFactory
-from tests.ports import free_port
+from tests.uvicorn_server import uvicorn_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,36 +44,10 @@ def peak_rss_bytes(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def uvicorn_app(
-    server_args: dict, token_for: TokenFactory, tmp_path_factory: pytest.TempPathFactory
+    server_args: dict, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    own = tmp_path_factory.mktemp("uvicorn")  # its own database: one writer per trail
-    env = {
-        **os.environ,
-        "MEDAI_MODEL_STORE": server_args["model_store"],
-        "MEDAI_DATA_DIR": server_args["data_dir"],
-        "MEDAI_AUTH__ISSUER": server_args["auth"]["issuer"],
-        "MEDAI_AUTH__AUDIENCE": server_args["auth"]["audience"],
-        "MEDAI_STORAGE__DATABASE_URL": f"sqlite://{own / 'medai.sqlite3'}",
-        "MEDAI_AUDIT__CHECKPOINT_FILE": str(own / "checkpoints.jsonl"),
-    }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "loadtests.naive_app:app"]
-    server = subprocess.Popen([*command, "--port", str(port), "--log-level", "warning"], env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("uvicorn did not become ready")
-        yield base_url, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with uvicorn_server(server_args, tmp_path_factory.mktemp("uvicorn")) as server:
+        yield server
 
 
 def test_a_60_mb_streamed_body_is_413_and_never_held(

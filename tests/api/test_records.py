@@ -97,6 +97,35 @@ def test_who_may_read_a_result(
     assert_problem(api.get(path, headers={"Authorization": ""}), 401, "authorization")
 
 
+def test_a_reader_lists_their_own_newest_results_and_only_theirs(
+    api: httpx.Client, token_for: TokenFactory, auditor: dict[str, str]
+) -> None:
+    me = f"own-{uuid.uuid4().hex[:8]}"
+    mine = as_role(token_for, "clinician", sub=me)
+    theirs = as_role(token_for, "clinician", sub=f"own-{uuid.uuid4().hex[:8]}")
+    sent = [
+        api.post("/infer", json=infer_body(pixels(seed, 64, 64)), headers=mine).json()
+        for seed in (80, 81, 82)
+    ]
+    api.post("/infer", json=infer_body(pixels(83, 64, 64)), headers=theirs)
+
+    listed = api.get("/results", params={"limit": 2}, headers=mine)
+    assert listed.status_code == 200, listed.text
+    assert [r["inference_id"] for r in listed.json()] == [s["inference_id"] for s in sent[:0:-1]]
+    everything = api.get("/results", headers=mine).json()
+    assert {r["inference_id"] for r in everything} == {s["inference_id"] for s in sent}
+    assert_problem(api.get("/results", params={"limit": 0}, headers=mine), 422, "limit")
+    assert_problem(api.get("/results", params={"limit": 101}, headers=mine), 422, "limit")
+    engineer = as_role(token_for, "ml_engineer")
+    assert_problem(api.get("/results", headers=engineer), 403, "role", "permission")
+    reads = [
+        e
+        for e in whole_trail(api, auditor)
+        if e["action"] == "result.read" and "own_recent" in e["details"]
+    ]
+    assert [e["details"]["own_recent"] for e in reads if e["actor"] == me] == [2, 3]
+
+
 def test_a_path_outside_the_routes_is_a_404_problem(api: httpx.Client) -> None:
     response = api.get("/results/..%2F..%2Fetc")
     assert response.status_code == 404

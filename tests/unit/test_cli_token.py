@@ -91,3 +91,21 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
+
+
+def test_link_carries_the_token_in_the_fragment_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, {"data_dir": str(tmp_path)})
+    base = ["--sub", "alice", "--role", "clinician", "--config", str(config)]
+    default = minted(capsys, *base, "--link")
+    elsewhere = minted(capsys, *base, "--link", "https://medai.example/")
+
+    assert default.startswith("http://127.0.0.1:8000/ui/#token=")
+    server, _, token = elsewhere.partition("#token=")
+    assert server == "https://medai.example/ui/" and "?" not in server  # never a query
+    settings = config_settings(config)
+    verifier = TokenVerifier(
+        settings.auth, KeyRing.from_settings(settings.auth, load_credentials(settings))
+    )
+    assert verifier.verify(token) == Principal("alice", "clinician")

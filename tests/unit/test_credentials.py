@@ -83,12 +83,41 @@ def test_secrets_never_show_in_reprs(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.usefixtures("no_secret_env")
-def test_the_app_refuses_to_build_in_production_without_secrets(
-    tmp_path: Path, model_store: Path
+def test_the_app_builds_where_no_secret_is_and_medai_serve_refuses_to_start_without(
+    tmp_path: Path, model_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # NOTE: in a cluster the graph may be built on a node that holds no secret (each
+    # replica checks its own); on one host `medai serve` checks them all before Ray.
     from deployments.app import build_app  # builds the graph only; starts no Ray
+    from medai_cli.main import main
 
     args = {"environment": "production", "data_dir": str(tmp_path), "model_store": str(model_store)}
-    with pytest.raises(ConfigurationError, match="MEDAI_JWT_SECRET"):
-        build_app(args)
-    assert build_app({**args, "environment": "development"}) is not None
+    assert build_app(args) is not None
+    with pytest.raises(ConfigurationError, match=r"auth\.issuer"):
+        build_app({**args, "auth": {"algorithms": ["RS256"], "jwks_file": str(tmp_path / "k")}})
+    config = tmp_path / "serve_config.yaml"
+    config.write_text(
+        "applications:\n  - name: medai\n    import_path: deployments.app:build_app\n"
+        f"    args: {{environment: production, data_dir: {tmp_path}, model_store: {model_store}}}\n"
+    )
+
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "MEDAI_JWT_SECRET is not set" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_secret_env")
+def test_each_process_needs_only_its_own_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: in a cluster each node is given only the secrets of what runs on it: the
+    # audit writer's node has the signing key and none of the ingress's.
+    monkeypatch.delenv("MEDAI_AUDIT_SIGNING_KEY", raising=False)
+    production = Settings(environment="production", data_dir=tmp_path)
+    monkeypatch.setenv("MEDAI_AUDIT_SIGNING_KEY", STRONG)
+
+    writer = load_credentials(production, need={"audit_signing_key"})
+
+    assert writer.audit_signing_key is not None and writer.jwt_secret is None
+    with pytest.raises(ConfigurationError, match="MEDAI_JWT_SECRET is not set"):
+        load_credentials(production)  # the ingress's, by default
+    assert load_credentials(production, need=()).audit_signing_key is not None

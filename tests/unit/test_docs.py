@@ -80,8 +80,8 @@ def readme_operations() -> set[tuple[str, str]]:
 
 
 def app_operations(settings: Settings, credentials: Credentials) -> tuple[set, set]:
-    """The app's API operations (from its OpenAPI schema, which lists every route of ours:
-    none is hidden from it), and those plus the docs pages FastAPI serves itself."""
+    """The app's API operations (from its OpenAPI schema, which lists every API route of
+    ours), and those plus the pages served beside it (FastAPI's docs, the console)."""
     app = create_local_app(settings, credentials)
     api = {
         (method.upper(), path)
