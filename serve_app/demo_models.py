@@ -2,8 +2,10 @@
 
 Each builder returns serialized model bytes that are identical on every run
 (fixed seeds, fixed construction order), so the content-addressed model store
-gets the same SHA-256 wherever the models are built. The weights are random:
-these models exercise the serving stack and carry no clinical meaning.
+gets the same SHA-256 wherever the models are built. The classifiers' weights are
+random: they exercise the serving stack and carry no clinical meaning. The segmentation
+and detection demos have hand-set weights that find bright regions, so tests can check
+where their masks and boxes land.
 """
 
 from __future__ import annotations
@@ -215,9 +217,137 @@ def build_resnet50_bench() -> bytes:
     return _imagenet_bench(g, "resnet50-bench", x)
 
 
+_REGION_SIDE = 128
+_BLUR = 5
+"""The region demos average each pixel's 5x5 neighbourhood: a blob of a few pixels counts,
+a lone hot pixel does not."""
+_REGION_PROPS = {
+    "medai.layout": "NCHW",
+    "medai.mean": "[0.0]",
+    "medai.std": "[1.0]",
+    "medai.output_kind": "probabilities",
+    "medai.clinical_domain": "demo",
+}
+
+
+def _region_graph(
+    name: str,
+    nodes: list[onnx.NodeProto],
+    output: onnx.ValueInfoProto,
+    initializers: list[onnx.TensorProto],
+    props: dict[str, str],
+) -> bytes:
+    side = _REGION_SIDE
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, side, side])
+    blur = numpy_helper.from_array(
+        np.full((1, 1, _BLUR, _BLUR), 1 / _BLUR**2, dtype=np.float32), "blur.weight"
+    )
+    pads = [_BLUR // 2] * 4
+    first = helper.make_node("Conv", ["image", "blur.weight"], ["blurred"], pads=pads)
+    graph = helper.make_graph([first, *nodes], name, [image], [output], [blur, *initializers])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name=_PRODUCER
+    )
+    model.ir_version = _IR_VERSION
+    model.model_version = 1
+    model.doc_string = _REGION_DESCRIPTION
+    helper.set_model_props(
+        model, _REGION_PROPS | {"medai.description": _REGION_DESCRIPTION} | props
+    )
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
+
+
+_REGION_DESCRIPTION = (
+    "Synthetic demo model with hand-set weights that finds bright regions (mean of a 5x5 "
+    "neighbourhood over 0.5); NOT for clinical use."
+)
+
+
+def build_lesion_seg_demo() -> bytes:
+    """Segments bright regions: 1x128x128 in, (batch, 1, 128, 128) probabilities out, each
+    pixel's ``sigmoid(20 * (mean of its 5x5 neighbourhood - 0.5))``."""
+    consts = [
+        numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+        numpy_helper.from_array(np.array(20.0, dtype=np.float32), "gain"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["blurred", "half"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["scores"]),
+        helper.make_node("Sigmoid", ["scores"], ["probabilities"]),
+    ]
+    side = _REGION_SIDE
+    output = helper.make_tensor_value_info(
+        "probabilities", TensorProto.FLOAT, ["batch", 1, side, side]
+    )
+    props = {
+        "medai.kind": "segmentation",
+        "medai.labels": json.dumps(["bright_region"]),
+        "medai.threshold": "0.5",
+        "medai.background_index": "null",
+    }
+    return _region_graph("lesion-seg-demo", nodes, output, consts, props)
+
+
+def build_lesion_detect_demo() -> bytes:
+    """Boxes the bright region: 1x128x128 in, (batch, 2, 5) out: the box around every pixel
+    whose 5x5 mean is over 0.5 (x0, y0, x1, y1 in input pixels, the end exclusive) with the
+    brightest 5x5 mean as its score, then the same box a pixel further with 0.9 of that
+    score, which non-maximum suppression drops. No bright pixel gives an empty box."""
+    side = _REGION_SIDE
+    ascending = np.arange(side, dtype=np.float32)
+    consts = [
+        numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+        numpy_helper.from_array((ascending + 1).reshape(1, 1, side), "ends"),
+        numpy_helper.from_array((side - ascending).reshape(1, 1, side), "from_end"),
+        numpy_helper.from_array(np.array([side], dtype=np.float32), "side"),
+        numpy_helper.from_array(np.array([1, 1, 1, 1, 0], dtype=np.float32), "shift"),
+        numpy_helper.from_array(np.array([1, 1, 1, 1, 0.9], dtype=np.float32), "weaker"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("Greater", ["blurred", "half"], ["bright_bool"]),
+        helper.make_node("Cast", ["bright_bool"], ["bright"], to=TensorProto.FLOAT),
+        # (batch, 1, rows) and (batch, 1, columns): whether each holds a bright pixel
+        helper.make_node("ReduceMax", ["bright"], ["rows"], axes=[3], keepdims=0),
+        helper.make_node("ReduceMax", ["bright"], ["cols"], axes=[2], keepdims=0),
+    ]
+    for axis, lines in (("y", "rows"), ("x", "cols")):
+        nodes += [
+            helper.make_node("Mul", [lines, "ends"], [f"{axis}_ends"]),
+            helper.make_node("ReduceMax", [f"{axis}_ends"], [f"{axis}1"], axes=[2], keepdims=0),
+            helper.make_node("Mul", [lines, "from_end"], [f"{axis}_from_end"]),
+            helper.make_node(
+                "ReduceMax", [f"{axis}_from_end"], [f"{axis}_first"], axes=[2], keepdims=0
+            ),
+            helper.make_node("Sub", ["side", f"{axis}_first"], [f"{axis}0"]),
+        ]
+    nodes += [
+        helper.make_node("ReduceMax", ["blurred"], ["score"], axes=[2, 3], keepdims=0),
+        helper.make_node("Concat", ["x0", "y0", "x1", "y1", "score"], ["box"], axis=1),
+        helper.make_node("Add", ["box", "shift"], ["shifted"]),
+        helper.make_node("Mul", ["shifted", "weaker"], ["echo"]),
+        helper.make_node("Unsqueeze", ["box", "axis1"], ["first_box"]),
+        helper.make_node("Unsqueeze", ["echo", "axis1"], ["second_box"]),
+        helper.make_node("Concat", ["first_box", "second_box"], ["boxes"], axis=1),
+    ]
+    output = helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["batch", 2, 5])
+    props = {
+        "medai.kind": "detection",
+        "medai.labels": json.dumps(["bright_region"]),
+        "medai.threshold": "0.5",
+        "medai.nms_iou": "0.5",
+        "medai.max_detections": "10",
+    }
+    return _region_graph("lesion-detect-demo", nodes, output, consts, props)
+
+
 DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("chest-xray-demo", "1.0.0", build_chest_xray_demo, on_demand=False),
     DemoModel("derm-demo", "1.0.0", build_derm_demo, on_demand=False),
+    DemoModel("lesion-seg-demo", "1.0.0", build_lesion_seg_demo, on_demand=False),
+    DemoModel("lesion-detect-demo", "1.0.0", build_lesion_detect_demo, on_demand=False),
     DemoModel("resnet18-bench", "1.0.0", build_resnet18_bench, on_demand=True),
     DemoModel("resnet50-bench", "1.0.0", build_resnet50_bench, on_demand=True),
 )

@@ -29,7 +29,8 @@ from serve_app.preprocessing import fit, prepare, view
 from serve_app.records.inference import InferenceRecord
 from serve_app.routing.plan import ServingPlan, Target
 from serve_app.runtime.batch import split, stack
-from serve_app.runtime.postprocess import interpret
+from serve_app.runtime.kinds import interpret
+from serve_app.runtime.kinds.geometry import SourceGeometry
 from serve_app.settings import Settings
 from serve_app.shadows import ShadowCopies
 
@@ -145,8 +146,14 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
     assert row is not None  # every prepared image got its row, or infer() raised
     spec, target, answer = prepared.spec, prepared.target, job.shadow_of
     image = prepared.decoded if isinstance(prepared.decoded, DecodedImage) else None
+    # NOTE: a tensor (v2) was never resized: its answer stays on the model's input.
+    geometry = (
+        SourceGeometry(image.height, image.width, image.pixel_spacing_mm)
+        if image
+        else SourceGeometry(spec.height, spec.width)
+    )
     try:
-        interpretation = interpret(row[0], spec.metadata)
+        interpretation = interpret(row[0], spec, geometry)
     except MedAIError as exc:  # a NaN answer fails this image, not its neighbours
         return exc
     return InferenceRecord(
@@ -167,4 +174,6 @@ def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None)
         endpoint=answer.endpoint if answer else target.endpoint,
         arm=job.model if answer else target.arm,
         shadow_of=answer.inference_id if answer else None,
+        model_sha256=spec.sha256,
+        source=image.dicom_source if image else None,
     )

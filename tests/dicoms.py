@@ -91,3 +91,13 @@ def deflated_rgb_dicom(side: int = 2048) -> bytes:
     ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     return to_bytes(ds)
+
+
+def grey_image_dicom(pixels: np.ndarray, **attributes: object) -> bytes:
+    """An 8-bit MONOCHROME2 DICOM of ``pixels`` (rows, columns), with ``attributes``
+    (``PixelSpacing=["0.5", "0.8"]``, ...) set by keyword."""
+    ds = _image("MONOCHROME2", 0, pixels.astype(np.uint8))
+    ds.Rows, ds.Columns = pixels.shape
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return to_bytes(ds)

@@ -85,6 +85,9 @@ def check_event(event: AuditEvent) -> None:
             raise InvalidInput("outputs is not a list of numbers", field="outputs", rule="type")
         if not all(math.isfinite(v) for v in outputs):
             raise InvalidInput("outputs holds a number that is not finite", "outputs", "finite")
+        for name in ("findings", "source"):
+            if (value := getattr(result, name)) is not None:
+                _json(dict(value), name)
     _json(dict(event.details), "details")  # after the result, whose fields it repeats
     if isinstance(event.model, ModelVersionRecord | StatusChange):
         _fits(ModelVersion, vars(event.model))

@@ -52,8 +52,17 @@ RESULT_FIELDS = (
     "latency_ms",
     "created_at",
 )
-OPTIONAL_RESULT_FIELDS = ("positive", "endpoint", "arm", "shadow_of")
-"""Schema 2's fields join the digest only when set, so older rows verify unchanged."""
+OPTIONAL_RESULT_FIELDS = (
+    "positive",
+    "endpoint",
+    "arm",
+    "shadow_of",
+    "findings",
+    "model_sha256",
+    "source",
+)
+"""Schema 2's and 3's fields join the digest only when set, so older rows verify unchanged;
+``findings`` carries a segmentation's masks, so the entry hashes them too."""
 
 
 class HeadMoved(ServiceUnavailable):
@@ -109,6 +118,9 @@ STORED = tuple(InferenceResult._meta.fields_map.keys() - {"created_at"})
 def _result_row(record: InferenceRecord, now: datetime) -> InferenceResult:
     fields = {name: getattr(record, name) for name in STORED}
     fields["outputs"] = normalized(record.outputs)
+    for name in ("findings", "source"):
+        if (value := getattr(record, name)) is not None:
+            fields[name] = normalized(value)
     return InferenceResult(**fields, created_at=now)
 
 

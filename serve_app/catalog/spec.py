@@ -12,7 +12,14 @@ from enum import StrEnum
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from serve_app.codecs.dtypes import ONNX_TENSOR_TYPES
 from serve_app.errors import InvalidInput
@@ -27,21 +34,74 @@ class Layout(StrEnum):
     NHWC = "NHWC"
 
 
+class ModelKind(StrEnum):
+    """What a model's output means; its postprocessing is ``serve_app.runtime.kinds``."""
+
+    CLASSIFICATION = "classification"
+    """(batch, classes) scores: one label per image."""
+    SEGMENTATION = "segmentation"
+    """(batch, classes, height, width) per-pixel scores, or a (batch, height, width) mask
+    of class indexes: one mask per class."""
+    DETECTION = "detection"
+    """(batch, boxes, 4 + classes): x0, y0, x1, y1 in input pixels, then class scores."""
+
+
+MAX_REGION_LABELS = 32
+"""Most classes a segmentation or detection model may declare: each class of a
+segmentation answer carries a whole mask."""
+MAX_DETECTIONS = 1000
+"""Most boxes one detection answer may hold (``medai.max_detections``)."""
+
+
 class ModelMetadata(BaseModel):
     """The ``medai.*`` metadata_props of a model file; every key optional."""
 
     model_config = ConfigDict(extra="ignore")
 
-    labels: list[str] = Field(default_factory=lambda: ["negative", "positive"], min_length=2)
-    """Class names, one per output; at least two (a single-output model cannot say no)."""
+    kind: ModelKind = ModelKind.CLASSIFICATION
+    labels: list[str] = Field(
+        default_factory=lambda: ["negative", "positive"], min_length=1, max_length=100_000
+    )
+    """Class names, one per output class; a classifier needs two (one output cannot say no),
+    a segmentation or detection model at most ``MAX_REGION_LABELS``."""
     positive_index: int | None = None
     threshold: float = Field(0.85, ge=0.0, le=1.0)
+    """Classifier: the decision threshold. Segmentation: a pixel belongs to a class whose
+    probability exceeds it. Detection: the least score of a box kept."""
+    nms_iou: float = Field(0.5, ge=0.0, le=1.0)
+    """Detection: a box overlapping a higher-scored box of its label by more than this
+    intersection over union is dropped (non-maximum suppression)."""
+    max_detections: int = Field(100, ge=1, le=MAX_DETECTIONS)
+    """Detection: the most boxes one answer keeps, highest scores first."""
+    background_index: int | None = None
+    """Segmentation: the class that is background (given no mask), if the model has one."""
     mean: list[float] | None = None
     std: list[float] | None = None
     output_kind: Literal["probabilities", "logits"] = "probabilities"
     layout: Layout | None = None
     clinical_domain: str | None = None
     description: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_fit_the_kind(cls, labels: list[str], info: ValidationInfo) -> list[str]:
+        # NOTE: ``kind`` is declared first, so it is validated (when valid) before labels.
+        kind = info.data.get("kind", ModelKind.CLASSIFICATION)
+        if kind is ModelKind.CLASSIFICATION and len(labels) < 2:
+            raise ValueError("a classifier needs at least two labels")
+        if kind is not ModelKind.CLASSIFICATION and len(labels) > MAX_REGION_LABELS:
+            raise ValueError(f"a {kind.value} model may have at most {MAX_REGION_LABELS} labels")
+        if len(set(labels)) != len(labels):
+            raise ValueError("every label must be distinct")
+        return labels
+
+    @field_validator("background_index")
+    @classmethod
+    def _background_is_a_label(cls, index: int | None, info: ValidationInfo) -> int | None:
+        labels = info.data.get("labels")
+        if index is not None and labels is not None and not 0 <= index < len(labels):
+            raise ValueError(f"not a label index 0..{len(labels) - 1}")
+        return index
 
 
 class ModelSpec(BaseModel):
@@ -107,10 +167,14 @@ def parse_metadata(props: dict[str, str]) -> ModelMetadata:
         return ModelMetadata.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = METADATA_PREFIX + ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(
-            f"model metadata {field}: {first['msg']}", field="file", rule="model-metadata"
-        ) from None
+        key = METADATA_PREFIX + ".".join(str(p) for p in first["loc"])
+        raise metadata_error(f"model metadata {key}: {first['msg']}", key) from None
+
+
+def metadata_error(detail: str, key: str, rule: str = "model-metadata") -> InvalidInput:
+    """A refused upload (field ``file``) whose problem also names the metadata ``key``."""
+    entry = {"field": "file", "rule": rule, "message": detail, "key": key}
+    return InvalidInput(detail, field="file", rule=rule, errors=[entry])
 
 
 def infer_layout(shape: list[int | None], declared: Layout | None) -> Layout:

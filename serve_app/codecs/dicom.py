@@ -25,6 +25,8 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from serve_app.codecs.dicom_guards import check_frame, check_inflated_size
 from serve_app.codecs.dicom_luts import check_luts
+from serve_app.codecs.dicom_reference import dicom_reference
+from serve_app.codecs.dicom_spacing import pixel_spacing
 from serve_app.codecs.limits import check_dimensions
 from serve_app.codecs.types import DecodedImage, ImageFormat
 from serve_app.errors import InvalidInput, MedAIError, UnsupportedMediaType
@@ -238,6 +240,8 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         else:
             pixels = _grey(stored, ds, photometric)[..., np.newaxis]
         modality = ds.get("Modality")
+    spacing = pixel_spacing(ds)
+    source = dicom_reference(ds, index, frames)
     pixels = pixels.astype(np.float32)
     if not np.isfinite(pixels).all():
         # NOTE: finite but huge rescale or window values overflow; never hand on NaN or inf.
@@ -248,4 +252,6 @@ def decode_dicom(data: bytes, limits: LimitsSettings, frame: int | None = None) 
         frame=index,
         frames=frames,
         modality=str(modality) if modality else None,
+        pixel_spacing_mm=spacing,
+        dicom_source=source,
     )

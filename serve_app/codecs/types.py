@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,11 @@ class DecodedImage:
     frames: int | None = None
     """Frames in the file, for DICOM."""
     modality: str | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
+    """DICOM PixelSpacing (between rows, between columns) in mm, when stated and sane."""
+    dicom_source: dict[str, Any] | None = None
+    """A DICOM's UIDs and geometry (``codecs.dicom_reference``): what a DICOM result
+    refers to; ``None`` for other formats or a DICOM without valid UIDs."""
 
     @property
     def nbytes(self) -> int:

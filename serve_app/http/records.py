@@ -5,15 +5,17 @@ Every read is itself audited (21 CFR 11.10(e): the trail records who looked).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import MAX_READ
 from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission, granted
 from serve_app.auth.tokens import MAX_SUBJECT_CHARS, Principal
+from serve_app.dicom_results import dicom_bytes
 from serve_app.errors import NotFound
 from serve_app.http.security import require
 from serve_app.schemas.audit import AuditPage, ChainVerification, StoredResult
@@ -21,6 +23,7 @@ from serve_app.schemas.problem import problem_responses
 
 ERRORS = problem_responses(401, 403, 404, 413, 422, 429, 503)
 INFERENCE_ID = r"^[A-Za-z0-9-]{1,64}$"
+DICOM = "application/dicom"
 MAX_OWN_RESULTS = 100
 MAX_SEQ = 2**63 - 1
 """Largest seq a BIGINT column holds: a larger ``after_seq`` is a 422, not a database error."""
@@ -38,6 +41,15 @@ def build_records_router(trail: AuditTrail) -> APIRouter:
             [AuditEvent(caller.subject, action, object_type, role=caller.role, details=details)]
         )
 
+    async def readable(caller: Principal, inference_id: str) -> StoredResult:
+        found = await trail.result(inference_id)
+        # NOTE: someone else's result is "not found", not "forbidden": ids stay unconfirmed.
+        if found is None or not (
+            granted(caller, Permission.READ_ANY_RESULTS) or found.requested_by == caller.subject
+        ):
+            raise NotFound(f"no result {inference_id}", field="inference_id", rule="exists")
+        return found
+
     @router.get(
         "/results/{inference_id}", tags=["records"], response_model=StoredResult, responses=ERRORS
     )
@@ -46,14 +58,30 @@ def build_records_router(trail: AuditTrail) -> APIRouter:
         inference_id: Annotated[str, Path(pattern=INFERENCE_ID, description="From the answer.")],
     ) -> StoredResult:
         """A stored result: clinicians see their own, auditors and admins any."""
-        found = await trail.result(inference_id)
-        # NOTE: someone else's result is "not found", not "forbidden": ids stay unconfirmed.
-        if found is None or not (
-            granted(caller, Permission.READ_ANY_RESULTS) or found.requested_by == caller.subject
-        ):
-            raise NotFound(f"no result {inference_id}", field="inference_id", rule="exists")
+        found = await readable(caller, inference_id)
         await audited(caller, AuditAction.RESULT_READ, "inference", inference_id=inference_id)
         return found
+
+    @router.get(
+        "/results/{inference_id}/dicom",
+        tags=["records"],
+        response_class=Response,
+        responses={**ERRORS, 200: {"content": {DICOM: {}}, "description": "A SEG or an SR."}},
+    )
+    async def dicom_result(
+        caller: Reader,
+        inference_id: Annotated[str, Path(pattern=INFERENCE_ID, description="From the answer.")],
+    ) -> Response:
+        """A stored result of a DICOM input as DICOM: a Segmentation (SEG) for masks, a
+        Comprehensive SR (TID 1500) for a classifier's finding or a detection's boxes."""
+        found = await readable(caller, inference_id)
+        # NOTE: highdicom's encoding is CPU work: off the event loop.
+        data = await asyncio.to_thread(dicom_bytes, found)
+        await audited(
+            caller, AuditAction.RESULT_READ, "inference", inference_id=inference_id, format="dicom"
+        )
+        disposition = f'attachment; filename="{inference_id}.dcm"'
+        return Response(data, media_type=DICOM, headers={"Content-Disposition": disposition})
 
     @router.get("/results", tags=["records"], response_model=list[StoredResult], responses=ERRORS)
     async def own_results(

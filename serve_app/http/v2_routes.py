@@ -27,7 +27,7 @@ from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
 from serve_app.backend import Backend
-from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.spec import ModelKind, ModelSpec
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.tensors import BYTES, Tensor, datatype_of
 from serve_app.codecs.types import EncodedImage, TensorInput
@@ -254,6 +254,15 @@ def _one_output(specs: Iterable[ModelSpec]) -> ModelSpec:
     """The version whose output the rows share: rows an A/B route sent to versions whose
     outputs differ cannot make one tensor."""
     first, *others = specs
+    if first.metadata.kind is not ModelKind.CLASSIFICATION:
+        # NOTE: a mask or box list is no tensor of the model's output shape; /infer and
+        # /infer/file answer these kinds (README, Model kinds).
+        raise InvalidInput(
+            f"model {first.ref} is a {first.metadata.kind.value} model: /v2 answers"
+            " classifiers; send the image to POST /infer/file",
+            field="model",
+            rule="model-kind",
+        )
     if any(_outputs(s)[0] != _outputs(first)[0] for s in others):
         raise Conflict(
             "the rows were answered by versions with different outputs (an A/B route):"

@@ -8,8 +8,9 @@ is mapped in ``schemas.infer.WIRE_NAMES``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from serve_app.logs import PSEUDONYM
 
@@ -24,7 +25,11 @@ class Interpretation:
     prediction: str
     threshold: float
     positive: bool | None = None
-    """Whether the model's positive class won; ``None`` for a model without one."""
+    """Whether the model's positive class won (a segmentation or detection model: whether it
+    found anything); ``None`` for a classifier without a positive class."""
+    findings: Mapping[str, Any] | None = None
+    """A segmentation's masks or a detection's boxes on the source image (JSON-able, with
+    ``kind``); ``None`` for a classifier. README "Model kinds" documents the shape."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +58,11 @@ class InferenceRecord(Interpretation):
     """``name:version`` the route chose (or the shadow version that ran)."""
     shadow_of: str | None = None
     """For a shadow copy: the ``inference_id`` whose answer it ran beside."""
+    model_sha256: str | None = None
+    """SHA-256 of the model file that answered: a DICOM result names the algorithm by it."""
+    source: Mapping[str, Any] | None = None
+    """A DICOM input's UIDs and geometry (``codecs.dicom_reference``), which a DICOM result
+    refers to; ``None`` for other inputs."""
 
     def __post_init__(self) -> None:
         # NOTE: the message never echoes the value: it may be a clear patient id.

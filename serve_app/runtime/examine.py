@@ -15,6 +15,7 @@ from onnx import ModelProto
 
 from serve_app.catalog.spec import (
     METADATA_PREFIX,
+    ModelKind,
     ModelMetadata,
     ModelSpec,
     dims,
@@ -25,6 +26,7 @@ from serve_app.catalog.spec import (
 from serve_app.codecs.dtypes import ONNX_TENSOR_TYPES
 from serve_app.errors import InvalidInput
 from serve_app.runtime.findings import Examination, Verdict
+from serve_app.runtime.kinds import output_problem
 from serve_app.runtime.onnx_guard import external_data_error, parse_model
 from serve_app.runtime.onnx_model import open_session, out_of_memory
 from serve_app.settings import RuntimeSettings
@@ -242,15 +244,24 @@ DEFAULTS = {
     "std": "none: pixels stay in 0..1",
 }
 """What the registry assumes for each ``medai.*`` key a file leaves out."""
+KIND_DEFAULTS: dict[ModelKind, dict[str, str]] = {
+    ModelKind.CLASSIFICATION: {},
+    ModelKind.SEGMENTATION: {"background_index": "none: every class gets a mask"},
+    ModelKind.DETECTION: {"nms_iou": "0.5", "max_detections": "100"},
+}
+"""The same, for the keys only a segmentation or detection model reads."""
 
 
 def _metadata(spec: ModelSpec, props: dict[str, str], found: Examination) -> None:
     metadata = spec.metadata
-    stated = [key for key in DEFAULTS if METADATA_PREFIX + key in props]
+    defaults = DEFAULTS | KIND_DEFAULTS[metadata.kind]
+    if metadata.kind is not ModelKind.CLASSIFICATION:
+        del defaults["positive_index"]  # a classifier's alone
+    stated = [key for key in defaults if METADATA_PREFIX + key in props]
     if stated:
         read = ", ".join(f"{key} {getattr(metadata, key)}" for key in stated)
         found.add(Verdict.OK, "model-metadata", read)
-    for key, default in DEFAULTS.items():
+    for key, default in defaults.items():
         if METADATA_PREFIX + key not in props:
             found.add(
                 Verdict.GUESSED,
@@ -291,16 +302,65 @@ def _run(session: Any, spec: ModelSpec, found: Examination) -> None:
                 "run it yourself with onnxruntime on np.zeros of the input shape to see why",
             )
         return
-    labels = len(metadata.labels)
-    if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[1] != labels:
-        shape = list(out.shape) if isinstance(out, np.ndarray) else type(out).__name__
+    if not isinstance(out, np.ndarray):
         found.add(
             Verdict.REFUSED,
             "model-output",
-            f"model output shape {shape} does not match {labels} labels",
+            f"model output is a {type(out).__name__}, not a tensor",
+            "the first output must be a tensor (skl2onnx: options={'zipmap': False})",
+        )
+        return
+    if metadata.kind is ModelKind.CLASSIFICATION:
+        _classifier_output(out, spec, found)
+    else:
+        _region_output(out, spec, found)
+
+
+FIX_KIND_OUTPUT = {
+    ModelKind.SEGMENTATION: (
+        "the first output must be (batch, classes, height, width) per-pixel scores, one "
+        "class per medai.labels entry, or a (batch, height, width) integer mask of label "
+        "indexes, no larger than the input"
+    ),
+    ModelKind.DETECTION: (
+        "the first output must be (batch, boxes, 4 + classes): x0, y0, x1, y1 in input "
+        "pixels, then one score per medai.labels entry"
+    ),
+}
+
+
+def _region_output(out: np.ndarray, spec: ModelSpec, found: Examination) -> None:
+    """A segmentation or detection model's output on the zero input, held to its kind."""
+    kind = spec.metadata.kind
+    problem = output_problem(out[0], spec) if out.ndim >= 1 and len(out) else "empty"
+    if problem is not None:
+        found.add(
+            Verdict.REFUSED,
+            "model-output",
+            f"{kind.value} model output {spec.output_name} {list(out.shape)}: {problem}",
+            FIX_KIND_OUTPUT[kind],
+        )
+        return
+    labels = spec.metadata.labels
+    found.add(
+        Verdict.OK,
+        "model-output",
+        f"output {spec.output_name}: {list(out.shape[1:])} per image, {kind.value} of {labels}",
+    )
+
+
+def _classifier_output(out: np.ndarray, spec: ModelSpec, found: Examination) -> None:
+    metadata = spec.metadata
+    labels = len(metadata.labels)
+    if out.ndim != 2 or out.shape[1] != labels:
+        found.add(
+            Verdict.REFUSED,
+            "model-output",
+            f"model output shape {list(out.shape)} does not match {labels} labels",
             "the first output must be (batch, classes) scores, probabilities or logits: put "
             "it first (drop a label output; skl2onnx: options={'zipmap': False}) and set "
-            "medai.labels to one name per class",
+            "medai.labels to one name per class; a segmentation or detection model states "
+            "medai.kind",
         )
         return
     kind = f"{labels} {metadata.output_kind} for {metadata.labels}"

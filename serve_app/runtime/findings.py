@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from serve_app.catalog.spec import ModelSpec
+from serve_app.catalog.spec import ModelSpec, metadata_error
 from serve_app.errors import InvalidInput
 
 
@@ -26,8 +26,12 @@ class Finding:
     """The rule a refusal's 422 names (``onnx``, ``model-input``, ``model-metadata``, ...)."""
     detail: str
     fix: str = ""
+    key: str = ""
+    """The ``medai.*`` metadata key at fault, when one is; the 422 names it as ``key``."""
 
     def error(self) -> InvalidInput:
+        if self.key:
+            return metadata_error(self.detail, self.key, self.rule)
         return InvalidInput(self.detail, field="file", rule=self.rule)
 
     def to_json(self) -> dict[str, Any]:
@@ -36,11 +40,13 @@ class Finding:
             "rule": self.rule,
             "detail": self.detail,
             "fix": self.fix,
+            "key": self.key,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
-        return cls(Verdict(data["verdict"]), data["rule"], data["detail"], data.get("fix", ""))
+        verdict, rule, detail = Verdict(data["verdict"]), data["rule"], data["detail"]
+        return cls(verdict, rule, detail, data.get("fix", ""), data.get("key", ""))
 
 
 @dataclass
@@ -57,8 +63,9 @@ class Examination:
     def refusals(self) -> list[Finding]:
         return [f for f in self.findings if f.verdict is Verdict.REFUSED]
 
-    def add(self, verdict: Verdict, rule: str, detail: str, fix: str = "") -> None:
-        self.findings.append(Finding(verdict, rule, detail, fix))
+    def add(self, verdict: Verdict, rule: str, detail: str, fix: str = "", key: str = "") -> None:
+        self.findings.append(Finding(verdict, rule, detail, fix, key))
 
     def refuse(self, error: InvalidInput, fix: str) -> None:
-        self.add(Verdict.REFUSED, error.rule or "onnx", error.detail, fix)
+        key = next((str(e["key"]) for e in error.errors if "key" in e), "")
+        self.add(Verdict.REFUSED, error.rule or "onnx", error.detail, fix, key)

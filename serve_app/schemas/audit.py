@@ -24,6 +24,12 @@ class StoredResult(_FromRow, ResultFields):
     shadow_of: str | None = Field(
         None, description="A shadow copy: the inference it ran beside (never returned)."
     )
+    model_sha256: str | None = Field(None, description="SHA-256 of the model file that answered.")
+    source: dict[str, Any] | None = Field(
+        None,
+        description="A DICOM input's Study, Series and SOP Instance UIDs, SOP class and"
+        " geometry, which `GET /results/{inference_id}/dicom` refers to; null otherwise.",
+    )
 
 
 class AuditRecord(_FromRow):

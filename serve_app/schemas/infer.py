@@ -113,6 +113,12 @@ class ResultFields(BaseModel):
     latency_ms: float
     endpoint: str | None = Field(None, description="The A/B route that chose the version.")
     arm: str | None = Field(None, description="`name:version` the route chose.")
+    findings: dict[str, Any] | None = Field(
+        None,
+        description="A segmentation's masks (`kind` segmentation: `classes`, each with a COCO"
+        " run-length `mask`) or a detection's `boxes`, on the source image; null for a"
+        " classifier (README, Model kinds).",
+    )
 
 
 class InferResponse(ResultFields):

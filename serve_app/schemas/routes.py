@@ -46,6 +46,16 @@ class ArmStats(BaseModel):
         description="A shadow's share of predictions equal to the answer it ran beside (of"
         " those whose answer was read too); null for an arm.",
     )
+    mean_dice: float | None = Field(
+        None,
+        description="Segmentation shadows: mean Dice between its masks and the answer's"
+        " (each class's, averaged; both empty counts 1); null otherwise.",
+    )
+    count_agreement: float | None = Field(
+        None,
+        description="Detection shadows: share of its answers keeping as many boxes as the"
+        " answer it ran beside; null otherwise.",
+    )
 
 
 class RouteStats(BaseModel):

@@ -42,6 +42,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         'ALTER TABLE "inference_results" ADD COLUMN "arm" VARCHAR(160)',
         'ALTER TABLE "inference_results" ADD COLUMN "shadow_of" VARCHAR(64)',
     ),
+    3: (
+        'ALTER TABLE "inference_results" ADD COLUMN "findings" JSON',
+        'ALTER TABLE "inference_results" ADD COLUMN "model_sha256" VARCHAR(64)',
+        'ALTER TABLE "inference_results" ADD COLUMN "source" JSON',
+    ),
 }
 """SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
 

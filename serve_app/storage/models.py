@@ -14,7 +14,7 @@ from serve_app.canonical import canonical_json
 from serve_app.catalog.status import ModelStatus
 from serve_app.logs import PSEUDONYM
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped with every change to these tables, together with a step in ``MIGRATIONS``."""
 
 
@@ -87,6 +87,11 @@ class InferenceResult(Model):
     endpoint = fields.CharField(max_length=64, null=True)  # indexed by LATE_INDEXES
     arm = fields.CharField(max_length=160, null=True)  # name:version the route chose
     shadow_of = fields.CharField(max_length=64, null=True)  # inference_id it ran beside
+    # Schema 3: a segmentation's masks or a detection's boxes (null for a classifier); the
+    # model file's hash; a DICOM input's UIDs and geometry (null for other inputs).
+    findings: Any = CanonicalJSONField(null=True)
+    model_sha256 = fields.CharField(max_length=64, null=True)
+    source: Any = CanonicalJSONField(null=True)
 
     class Meta:
         table = "inference_results"

@@ -91,7 +91,15 @@ def test_a_schema_1_database_is_migrated_and_its_results_still_verify(
             )
             for row in rows:
                 await sql(db, f'DROP INDEX "{row["name"]}"')
-        for column in ("positive", "endpoint", "arm", "shadow_of"):
+        for column in (
+            "positive",
+            "endpoint",
+            "arm",
+            "shadow_of",
+            "findings",
+            "model_sha256",
+            "source",
+        ):
             await sql(db, f'ALTER TABLE inference_results DROP COLUMN "{column}"')
         await sql(db, 'DROP TABLE "routes"')
         await sql(db, "UPDATE schema_version SET version = 1")
@@ -100,11 +108,12 @@ def test_a_schema_1_database_is_migrated_and_its_results_still_verify(
         store = AuditStore(db, clock())
         await store.append([routed(3), route_event("eng", "chest-ab", CONFIG)])
         old = await InferenceResult.get(inference_id="inf-1")
-        return await versions(db), old.endpoint, await verify(store), len(await store.routes())
+        old_fields = (old.endpoint, old.findings, old.source)
+        return await versions(db), old_fields, await verify(store), len(await store.routes())
 
     with_db(make_schema_1)
-    applied, old_endpoint, verification, routes = reopen(storage_settings, after_migration)
-    assert applied == [1, SCHEMA_VERSION] == [1, 2]
-    assert old_endpoint is None
+    applied, old_fields, verification, routes = reopen(storage_settings, after_migration)
+    assert applied == [1, 2, SCHEMA_VERSION] == [1, 2, 3]  # schema 3: kinds' findings, sources
+    assert old_fields == (None, None, None)
     assert verification.valid and verification.entries == 4
     assert routes == 1

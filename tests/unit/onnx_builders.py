@@ -267,3 +267,36 @@ def slow_by_brightness(input_shape: Sequence[Dim], steps_per_unit: int = 1_000_0
     (output,) = graph.output
     output.name = "held"
     return model_bytes(graph, metadata_props(("negative", "positive"), None))
+
+
+def mean_filled_model(
+    dims: Sequence[int],
+    metadata: Mapping[str, object],
+    side: int = 32,
+    integral: bool = False,
+) -> bytes:
+    """(N, 1, side, side) in; out, (N, *dims) filled with the image's mean (as int64 when
+    ``integral``): a model whose output has any shape, for a kind's shape checks."""
+    target = numpy_helper.from_array(np.array(dims, dtype=np.int64), "dims")
+    ones = numpy_helper.from_array(np.array([0] + [1] * len(dims), dtype=np.int64), "ones")
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["mean", "ones"], ["column"]),
+        helper.make_node("Shape", ["image"], ["image_shape"], end=1),
+        helper.make_node("Concat", ["image_shape", "dims"], ["shape"], axis=0),
+        helper.make_node("Expand", ["column", "shape"], ["filled"]),
+    ]
+    out_type = TensorProto.FLOAT
+    if integral:
+        nodes.append(helper.make_node("Cast", ["filled"], ["out"], to=TensorProto.INT64))
+        out_type = TensorProto.INT64
+    else:
+        nodes.append(helper.make_node("Identity", ["filled"], ["out"]))
+    graph = helper.make_graph(
+        nodes,
+        "mean_filled",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, side, side])],
+        [helper.make_tensor_value_info("out", out_type, ["N", *dims])],
+        initializer=[target, ones],
+    )
+    return model_bytes(graph, metadata_props(None, metadata))

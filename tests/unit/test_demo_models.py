@@ -13,6 +13,8 @@ from serve_app.demo_models import (
     DEMO_MODELS,
     build_chest_xray_demo,
     build_derm_demo,
+    build_lesion_detect_demo,
+    build_lesion_seg_demo,
     build_resnet18_bench,
     build_resnet50_bench,
 )
@@ -81,6 +83,8 @@ EXPECTED = {
 }
 BUILDERS = {m.name: m.build for m in DEMO_MODELS}
 NAMES = list(EXPECTED)
+"""The classifiers; the region demos are tests/unit/test_region_demos.py's."""
+REGION_DEMOS = ["lesion-seg-demo", "lesion-detect-demo"]
 
 
 @cache
@@ -99,10 +103,17 @@ def param_count(model_bytes: bytes) -> int:
 
 
 def test_catalog_lists_the_models_and_only_the_benchmarks_are_on_demand() -> None:
-    assert [m.name for m in DEMO_MODELS] == NAMES
+    assert [m.name for m in DEMO_MODELS] == NAMES[:2] + REGION_DEMOS + NAMES[2:]
     assert {m.version for m in DEMO_MODELS} == {"1.0.0"}
     assert [m.name for m in DEMO_MODELS if m.on_demand] == ["resnet18-bench", "resnet50-bench"]
-    builders = [build_chest_xray_demo, build_derm_demo, build_resnet18_bench, build_resnet50_bench]
+    builders = [
+        build_chest_xray_demo,
+        build_derm_demo,
+        build_lesion_seg_demo,
+        build_lesion_detect_demo,
+        build_resnet18_bench,
+        build_resnet50_bench,
+    ]
     assert [m.build for m in DEMO_MODELS] == builders
 
 

@@ -50,8 +50,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The hash chain, its checkpoints and writer, over the tables.
     ("serve_app.audit",),
     # Registering and moving model versions and routes, each change audited; shadow
-    # copies, each result audited.
-    ("serve_app.registry", "serve_app.shadows"),
+    # copies, each result audited; a stored result as a DICOM SEG or SR.
+    ("serve_app.registry", "serve_app.shadows", "serve_app.dicom_results"),
     # One request's path through the models; what /readyz asks.
     ("serve_app.pipeline", "serve_app.readiness"),
     ("serve_app.backend",),

@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -178,6 +179,7 @@ class Row:
     latency_ms: float
     positive: bool | None
     shadow_of: str | None = None
+    findings: dict[str, Any] | None = None  # a classifier's
 
     @property
     def prediction(self) -> str:
