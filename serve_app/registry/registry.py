@@ -22,7 +22,13 @@ from serve_app.errors import Conflict, NotFound
 from serve_app.records.model import ModelChange, ModelVersionRecord
 from serve_app.records.route import RouteChange
 from serve_app.registry.status import promotion, rollback
-from serve_app.routing.admission import check_loaded, check_retirements, check_route, route_refs
+from serve_app.routing.admission import (
+    check_loaded,
+    check_one_kind,
+    check_retirements,
+    check_route,
+    route_refs,
+)
 from serve_app.routing.plan import ServingPlan
 from serve_app.runtime.inspection import InspectionLimits, inspect_in_child
 from serve_app.runtime.onnx_guard import refuse_stored_external_data
@@ -213,6 +219,7 @@ class ModelRegistry:
             production = [spec.ref for spec in self._plan.models.values()]
             routes = self._plan.routes.values()
             check_loaded(endpoint, config, routes, production, self.max_loaded_versions)
+            check_one_kind(config, lambda ref: self.store.resolve(*split_ref(ref)).metadata.kind)
             for ref in route_refs(config):
                 await self._check_integrity(*split_ref(ref), caller)
             details = config.model_dump(mode="json")

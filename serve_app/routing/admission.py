@@ -6,15 +6,18 @@ belong to a served model, whose replicas load it by hash. While a version is an 
 shadow, a promotion or rollback that would retire it is refused: end the experiment (change or
 delete the route) first, so a retired version never answers. And a model's replicas
 keep ``runtime.max_loaded_versions`` versions loaded: routes may not make a model serve
-more at once, or its replicas would reload sessions request after request.
+more at once, or its replicas would reload sessions request after request. The arms and
+shadows of one route are of one kind: a mask and a label are no A/B comparison, and an
+endpoint's callers expect one shape of answer.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from serve_app.catalog.routes import RouteConfig, split_ref
+from serve_app.catalog.spec import ModelKind
 from serve_app.catalog.status import ModelStatus, Version
 from serve_app.errors import Conflict, InvalidInput
 from serve_app.records.model import StatusChange
@@ -85,4 +88,18 @@ def check_retirements(changes: Iterable[StatusChange], routes: Iterable[RouteOut
                 f"{ref} is {routed[ref]}; change or delete the route first",
                 field="model",
                 rule="routed",
+            )
+
+
+def check_one_kind(config: RouteConfig, kind_of: Callable[[str], ModelKind]) -> None:
+    """Raise unless every arm and shadow is of the first arm's kind (``kind_of(ref)``)."""
+    named = [(f"arms.{i}.model", arm.model) for i, arm in enumerate(config.arms)]
+    named += [(f"shadow.{i}", ref) for i, ref in enumerate(config.shadow)]
+    first = kind_of(named[0][1])
+    for field, ref in named[1:]:
+        if (kind := kind_of(ref)) is not first:
+            raise InvalidInput(
+                f"{ref} is a {kind.value} model; this route's first arm is {first.value}",
+                field,
+                "kind",
             )

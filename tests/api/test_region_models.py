@@ -339,3 +339,16 @@ def test_a_region_model_is_hot_swapped_and_rolled_back_like_any_other(
 
 def ref_tag() -> str:
     return f"hot swap {uuid.uuid4().hex[:8]}"
+
+
+def test_a_route_mixing_kinds_is_refused(
+    api: httpx.Client, engineer: dict[str, str], endpoint: str
+) -> None:
+    # NOTE: a mask and a label are no A/B comparison, and callers expect one answer shape
+    segmenter, detector = f"{SEGMENTER}:1.0.0", f"{DETECTOR}:1.0.0"
+    mixed_arms = put_route(api, engineer, endpoint, {segmenter: 1, detector: 1})
+    assert_problem(mixed_arms, 422, "arms.1.model", "kind")
+    classifier = "chest-xray-demo:1.0.0"
+    mixed_shadow = put_route(api, engineer, endpoint, {classifier: 1}, shadow=[segmenter])
+    assert_problem(mixed_shadow, 422, "shadow.0", "kind")
+    assert api.get(f"/routes/{endpoint}", headers=engineer).status_code == 404
