@@ -123,20 +123,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     os.environ |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     import ray
 
-    common = ["--num-cpus", "1", "--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1"]
+    common = ["--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1"]
     try:
         head = ["--head", "--port", str(port), "--include-dashboard", "false"]
         resources = ["--resources", json.dumps(HEAD_GROUPS)]
-        cluster.start("head", [*head, *resources, *common], dict(os.environ), logs / "head.log")
+        cpus = ["--num-cpus", "1"]
+        cluster.start(
+            "head", [*head, *resources, *cpus, *common], dict(os.environ), logs / "head.log"
+        )
         wait_for(lambda: listening(port), 120, "the head's GCS listening")
         ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
         for worker in ("worker-a", "worker-b"):
             # NOTE: its own node manager port, by which ray.nodes() names this node
             joined = ["--address", cluster.address, "--node-manager-port", str(free_port())]
+            # NOTE: logical CPUs: one worker must hold every model replica once the other
+            # is gone (four at 0.25, the preprocessors at 0.1)
+            cpus = ["--num-cpus", "2"]
             resources = ["--resources", json.dumps(WORKER_GROUP)]
             cluster.start(
                 worker,
-                [*joined, *resources, *common],
+                [*joined, *resources, *cpus, *common],
                 without_secrets(dict(os.environ)),
                 logs / f"{worker}.log",
             )
