@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import serve_app.http.routes as routes
+from medai_cli.common import config_settings
 from serve_app.audit.trail import DisabledTrail
 from serve_app.auth.credentials import Credentials
 from serve_app.backend import LocalBackend
@@ -27,10 +28,18 @@ from serve_app.registry.registry import ModelRegistry
 from serve_app.runtime.inspection import InspectionLimits
 from serve_app.runtime.lifecycle import ModelState, RunnerStatus
 from serve_app.runtime.onnx_model import CPU
-from serve_app.settings import Settings
+from serve_app.settings import REPO_ROOT, Settings
 from tests.problems import PROBLEM_JSON
 
-MODELS = {"chest-xray-demo": "ready", "derm-demo": "ready"}
+CONFIG = REPO_ROOT / "serve_config.yaml"
+
+
+def served_models(request: pytest.FixtureRequest, settings: Settings) -> dict[str, str]:
+    """Every model the app under test serves, ready: ``serve_config.yaml``'s when served,
+    the settings' own in-process."""
+    served = "served" in request.node.callspec.id
+    models = config_settings(CONFIG).models if served else settings.models
+    return {m.name: "ready" for m in models}
 
 
 class PartlyDownBackend(LocalBackend):
@@ -80,23 +89,26 @@ def anonymous(
         yield client
 
 
-def test_ready_is_200_with_every_model(api: httpx.Client) -> None:
+def test_ready_is_200_with_every_model(
+    api: httpx.Client, request: pytest.FixtureRequest, settings: Settings
+) -> None:
     response = api.get("/readyz")
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"ready": True, "models": MODELS}
+    assert response.json() == {"ready": True, "models": served_models(request, settings)}
 
 
 def test_verbose_readiness_names_every_deployment(
-    api: httpx.Client, request: pytest.FixtureRequest
+    api: httpx.Client, request: pytest.FixtureRequest, settings: Settings
 ) -> None:
     response = api.get("/readyz", params={"verbose": "true"})
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["ready"] is True and body["models"] == MODELS
+    models = served_models(request, settings)
+    assert body["ready"] is True and body["models"] == models
     components = {c["name"]: c for c in body["components"]}
-    expected = {"Ingress", "Preprocessor", "model-chest-xray-demo", "model-derm-demo"}
+    expected = {"Ingress", "Preprocessor", *(f"model-{name}" for name in models)}
     if "served" in request.node.callspec.id:
         expected |= {"Registry", "AuditWriter"}  # deployments of their own
     assert expected <= set(components), components
