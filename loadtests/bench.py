@@ -18,9 +18,11 @@ as a shadow, to show what routing and shadow copies cost the answers. Needs ``wr
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -155,7 +157,9 @@ def request_body(endpoint: str, spec: ModelSpec, model: str) -> tuple[bytes, dic
 
 
 HAPROXY_DIR = haproxy_dir()
-"""Where this run's high-throughput servers keep HAProxy's files (``haproxy_env``)."""
+"""Where this run's high-throughput servers keep HAProxy's files (``haproxy_env``); gone
+when the process ends, whoever imported this module."""
+atexit.register(shutil.rmtree, HAPROXY_DIR, ignore_errors=True)
 
 
 def server_command(

@@ -451,8 +451,6 @@ def main() -> int:
 
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, on_signal)
-    # NOTE: bench makes a directory for Ray's HAProxy on import; no Ray here.
-    atexit.register(lambda: shutil.rmtree(bench.HAPROXY_DIR, ignore_errors=True))
 
     settings = Settings()
     build_demo_models(settings, include_on_demand=True)
