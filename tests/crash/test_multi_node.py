@@ -118,10 +118,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # own for every node and this driver (Ray 2.60's `ray start` turns it on by default;
     # a driver sends it only when told to).
     saved = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    # Ray reads them when it is first imported: this process has not imported it yet (the
-    # crash tests run in a pytest pass of their own, `make test`).
     os.environ |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     import ray
+    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+    # NOTE: Ray caches its configuration when first imported, and pytest has imported it
+    # already while collecting the Ray-served modules: this refreshes it from the
+    # environment, as Ray itself does when it turns token authentication on.
+    _enable_token_auth()
 
     common = ["--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1"]
     try:
