@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from serve_app.audit.events import AuditAction, AuditEvent
-from serve_app.audit.store import RESULT_DIGEST, AuditStore
+from serve_app.audit.store import OPTIONAL_RESULT_FIELDS, RESULT_DIGEST, AuditStore
 from serve_app.audit.verification import verify
 from serve_app.records.route import RouteChange
 from serve_app.settings import Settings
@@ -91,15 +91,7 @@ def test_a_schema_1_database_is_migrated_and_its_results_still_verify(
             )
             for row in rows:
                 await sql(db, f'DROP INDEX "{row["name"]}"')
-        for column in (
-            "positive",
-            "endpoint",
-            "arm",
-            "shadow_of",
-            "findings",
-            "model_sha256",
-            "source",
-        ):
+        for column in OPTIONAL_RESULT_FIELDS:  # every column schemas 2 and 3 added
             await sql(db, f'ALTER TABLE inference_results DROP COLUMN "{column}"')
         await sql(db, 'DROP TABLE "routes"')
         await sql(db, "UPDATE schema_version SET version = 1")
