@@ -137,7 +137,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         wait_for(lambda: listening(port), 120, "the head's GCS listening")
         ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
-        for worker in ("worker-a", "worker-b"):
+        for joined_nodes, worker in enumerate(("worker-a", "worker-b"), start=2):
             # NOTE: its own node manager port, by which ray.nodes() names this node
             joined = ["--address", cluster.address, "--node-manager-port", str(free_port())]
             # NOTE: logical CPUs: one worker must hold every model replica once the other
@@ -150,10 +150,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 without_secrets(dict(os.environ)),
                 logs / f"{worker}.log",
             )
-        deadline = time.monotonic() + 120
-        while len([n for n in ray.nodes() if n["Alive"]]) < 3:
-            assert time.monotonic() < deadline, f"worker nodes did not join; see {logs}"
-            time.sleep(1)
+            # NOTE: one at a time: two raylets starting at once on one host timed out
+            wait_for(
+                lambda n=joined_nodes: len([x for x in ray.nodes() if x["Alive"]]) >= n,
+                180,
+                f"{worker} joining; see {logs}",
+            )
         yield cluster
     finally:
         with contextlib.suppress(Exception):
