@@ -4,25 +4,33 @@ deployment's replicas over time, from Ray Serve's own state.
     .venv/bin/medai serve &                      # on this machine (the script joins its Ray)
     python -m loadtests.autoscale --steps 2:30,32:90,0:120 --out loadtests/results/autoscale
 
+    # or across nodes: a local head and two worker nodes (loadtests/local_cluster.py),
+    # the KubeRay manifest's serve config deployed on them, all taken down after
+    python -m loadtests.autoscale --multi-node 2 --out loadtests/results/autoscale-multi-node
+
 Writes, into ``--out``: ``replicas.csv`` (second, users, replicas per deployment),
 ``replicas.png`` (the same, plotted), Locust's ``report.html``, CSV statistics and log, and
-prints each deployment's fewest and most replicas, whether it scaled up under load and
-back down after, and Locust's failure count. A script, not a test: how far and how fast
-replicas move depends on the machine and on ``serve_config.yaml``'s autoscaling bounds.
+prints each deployment's fewest and most replicas (and, across nodes, on how many nodes),
+whether it scaled up under load and back down after, and Locust's failure count. A
+script, not a test: how far and how fast replicas move depends on the machine and on the
+configuration's autoscaling bounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from loadtests.local_cluster import free_port, local_cluster, manifest_serve_config, replica_nodes
 from loadtests.steps import parse_steps, users_at
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -37,6 +45,31 @@ def running_replicas(app: str) -> dict[str, int]:
         name: deployment.replica_states.get("RUNNING", 0)
         for name, deployment in status.deployments.items()
     }
+
+
+@contextlib.contextmanager
+def server(args: argparse.Namespace) -> Iterator[str]:
+    """The base URL of the server under load, this process joined to its Ray: the running
+    one at ``--url``, or, with ``--multi-node``, a local cluster of our own."""
+    import ray
+
+    if not args.multi_node:
+        ray.init(address=args.address, namespace="serve", log_to_driver=False)
+        yield args.url
+        return
+    from ray.serve.schema import ServeDeploySchema
+
+    from deployments.local import deploy
+    from medai_cli.common import config_settings
+    from serve_app.settings import REPO_ROOT
+
+    # NOTE: this machine's store and data directory (its development secrets, with
+    # which the locustfile mints its tokens), as `medai serve` runs them
+    settings = config_settings(REPO_ROOT / "serve_config.yaml")
+    paths = {"model_store": str(settings.model_store), "data_dir": str(settings.data_dir)}
+    with local_cluster(args.out / "cluster-logs", workers=args.multi_node):
+        config = manifest_serve_config(free_port(), paths)
+        yield deploy(ServeDeploySchema.model_validate(config), ready_timeout_s=300)
 
 
 def plot(rows: list[dict[str, float]], deployments: list[str], path: Path) -> None:
@@ -80,15 +113,26 @@ def main() -> int:
         default=os.environ.get("RAY_ADDRESS", "auto"),
         help="the server's Ray (GCS address); `auto` finds the one Ray instance on this host",
     )
+    parser.add_argument(
+        "--multi-node",
+        type=int,
+        default=0,
+        metavar="WORKERS",
+        help="start a local cluster of a head and WORKERS worker nodes, deploy the KubeRay "
+        "manifest's serve config on it (instead of using --url), and take it down after",
+    )
     parser.add_argument("--out", type=Path, default=Path("loadtests/results/autoscale"))
     args = parser.parse_args()
-    steps = parse_steps(args.steps)
+    parse_steps(args.steps)  # a clear error before anything starts
     args.out.mkdir(parents=True, exist_ok=True)
+    with server(args) as url:
+        return watch(args, url)
 
-    import ray
 
-    ray.init(address=args.address, namespace="serve", log_to_driver=False)
-    run = ["--headless", "--host", args.url, "--only-summary", "ClinicalClient"]
+def watch(args: argparse.Namespace, url: str) -> int:
+    """Run Locust's steps against ``url`` and record replicas each second until it ends."""
+    steps = parse_steps(args.steps)
+    run = ["--headless", "--host", url, "--only-summary", "ClinicalClient"]
     reports = ["--csv", str(args.out / "locust"), "--html", str(args.out / "report.html")]
     locust = subprocess.Popen(
         [
@@ -107,14 +151,18 @@ def main() -> int:
     while locust.poll() is None or not rows:
         second = time.monotonic() - started
         replicas = running_replicas(args.app)
-        rows.append({"second": second, "users": users_at(steps, second) or 0, **replicas})
+        row = {"second": second, "users": users_at(steps, second) or 0, **replicas}
+        if args.multi_node:
+            row |= {f"{d} nodes": len(n) for d, n in replica_nodes(args.app).items()}
+        rows.append(row)
         time.sleep(1.0)
-    deployments = sorted({k for row in rows for k in row} - {"second", "users"})
+    columns = sorted({k for row in rows for k in row} - {"second", "users"})
+    deployments = [c for c in columns if not c.endswith(" nodes")]
     for row in rows:
-        for name in deployments:
+        for name in columns:
             row.setdefault(name, 0)
     with open(args.out / "replicas.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["second", "users", *deployments])
+        writer = csv.DictWriter(f, ["second", "users", *columns])
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, deployments, args.out / "replicas.png")
@@ -128,8 +176,11 @@ def main() -> int:
         counts = [row[name] for row in rows]
         up = max(counts[peak_at:]) > counts[peak_at]
         down = counts[-1] < max(counts[peak_at:])
+        spread = ""
+        if args.multi_node:
+            spread = f", on up to {max(row[f'{name} nodes'] for row in rows):.0f} node(s)"
         print(
-            f"  {name:28s} replicas {min(counts):.0f}..{max(counts):.0f}  "
+            f"  {name:28s} replicas {min(counts):.0f}..{max(counts):.0f}{spread}  "
             f"scaled up {'yes' if up else 'no'}, back down {'yes' if down else 'no'}"
         )
     return 0 if locust.returncode == 0 else 1

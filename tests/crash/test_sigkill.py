@@ -21,11 +21,11 @@ import psutil
 import pytest
 import yaml
 
+from loadtests.sessions import kill_session, session_processes
 from serve_app.settings import REPO_ROOT
 from tests.conftest import TEST_AUTH, TokenFactory
 from tests.images import infer_body, pixels
 from tests.ports import free_port
-from tests.sessions import kill_session, session_processes
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(600)]
 
