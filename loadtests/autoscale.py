@@ -39,10 +39,11 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#1
 def running_replicas(app: str) -> dict[str, int]:
     """RUNNING replicas of each deployment of ``app``, as Serve's controller reports them."""
     from ray import serve
+    from ray.serve._private.common import ReplicaState
 
     status = serve.status().applications[app]
     return {
-        name: deployment.replica_states.get("RUNNING", 0)
+        name: deployment.replica_states.get(ReplicaState.RUNNING, 0)
         for name, deployment in status.deployments.items()
     }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -142,11 +143,7 @@ def local_cluster(
             join = ["--address", cluster.address, "--node-manager-port", str(free_port())]
             groups = ["--resources", json.dumps(WORKER_GROUP), "--num-cpus", str(worker_cpus)]
             cluster.start(name, [*join, *groups, *common], untrusted)
-            wait_for(
-                lambda n=joined: len([x for x in ray.nodes() if x["Alive"]]) >= n,
-                180,
-                f"{name} joining; see {logs}",
-            )
+            wait_for(functools.partial(has_nodes, joined), 180, f"{name} joining; see {logs}")
         yield cluster
     finally:
         with contextlib.suppress(Exception):
@@ -198,6 +195,12 @@ def replica_nodes(app: str = "medai") -> dict[str, set[str]]:
         if name.startswith(f"ServeReplica:{app}:") and actor["State"] == "ALIVE":
             placed[name.rpartition(":")[2]].add(actor["Address"]["NodeID"])
     return placed
+
+
+def has_nodes(count: int) -> bool:
+    import ray
+
+    return len([node for node in ray.nodes() if node["Alive"]]) >= count
 
 
 def node_groups() -> dict[str, str]:
