@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import csv
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -62,12 +63,16 @@ def server(args: argparse.Namespace) -> Iterator[str]:
 
     from deployments.local import deploy
     from medai_cli.common import config_settings
+    from medai_cli.main import build_demo_models
     from serve_app.settings import REPO_ROOT
 
     # NOTE: this machine's store and data directory (its development secrets, with
     # which the locustfile mints its tokens), as `medai serve` runs them
     settings = config_settings(REPO_ROOT / "serve_config.yaml")
+    build_demo_models(settings)
     paths = {"model_store": str(settings.model_store), "data_dir": str(settings.data_dir)}
+    # NOTE: a SIGTERM unwinds like Ctrl-C, so the cluster's nodes are taken down too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with local_cluster(args.out / "cluster-logs", workers=args.multi_node):
         config = manifest_serve_config(free_port(), paths)
         yield deploy(ServeDeploySchema.model_validate(config), ready_timeout_s=300)

@@ -90,7 +90,16 @@ def raw_throughput(store: ModelStore, spec: ModelSpec, seconds: float) -> tuple[
     return best
 
 
-def serve_config(model: str, port: int, workdir: Path, overrides: dict, storage: dict) -> Path:
+def serve_config(
+    model: str,
+    port: int,
+    workdir: Path,
+    overrides: dict,
+    storage: dict,
+    preprocessors: int | None = None,
+) -> Path:
+    """serve_config.yaml for one benchmarked server; ``preprocessors``: that many
+    Preprocessor replicas, fixed, instead of the configured autoscaling."""
     config = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
     config["http_options"]["port"] = port
     app = config["applications"][0]
@@ -103,6 +112,10 @@ def serve_config(model: str, port: int, workdir: Path, overrides: dict, storage:
     for entry in app["args"]["models"]:
         if entry["name"] == model:
             entry |= overrides
+    for deployment in app["deployments"]:
+        if preprocessors and deployment["name"] == "Preprocessor":
+            deployment.pop("autoscaling_config", None)
+            deployment["num_replicas"] = preprocessors
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -163,7 +176,13 @@ atexit.register(shutil.rmtree, HAPROXY_DIR, ignore_errors=True)
 
 
 def server_command(
-    kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
+    kind: str,
+    model: str,
+    port: int,
+    workdir: Path,
+    overrides: dict,
+    storage: dict,
+    preprocessors: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (run in ``REPO_ROOT``) and environment of a ``kind`` server."""
     env = dict(os.environ)
@@ -192,15 +211,21 @@ def server_command(
         cmd = [
             str(bin_dir / "serve"),
             "run",
-            str(serve_config(model, port, workdir, overrides, storage)),
+            str(serve_config(model, port, workdir, overrides, storage, preprocessors)),
         ]
     return cmd, env
 
 
 def start_server(
-    kind: str, model: str, port: int, workdir: Path, overrides: dict, storage: dict
+    kind: str,
+    model: str,
+    port: int,
+    workdir: Path,
+    overrides: dict,
+    storage: dict,
+    preprocessors: int | None = None,
 ) -> subprocess.Popen:
-    cmd, env = server_command(kind, model, port, workdir, overrides, storage)
+    cmd, env = server_command(kind, model, port, workdir, overrides, storage, preprocessors)
     log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -353,6 +378,12 @@ def main() -> int:
         default={},
         help="JSON overrides of the model's settings, e.g. '{\"max_concurrent_batches\": 2}'",
     )
+    parser.add_argument(
+        "--preprocessors",
+        default="auto",
+        help="served servers' Preprocessor replicas: auto (serve_config.yaml's autoscaling) "
+        "or fixed counts, each run in turn, e.g. 1,2",
+    )
     args = parser.parse_args()
 
     settings = Settings()
@@ -380,16 +411,28 @@ def main() -> int:
 
     audits = {"on": [True], "off": [False], "both": [True, False]}[args.audit]
     routes = args.route.split(",")
-    runs = [(k, a, r) for k in args.servers.split(",") for a in audits for r in routes]
+    counts = (
+        [None] if args.preprocessors == "auto" else [int(n) for n in args.preprocessors.split(",")]
+    )
+    runs = [
+        (k, a, r, n)
+        for k in args.servers.split(",")
+        for a in audits
+        for r in routes
+        for n in (counts if k != "naive" else [None])
+    ]
     engineer = local_token(settings, "bench", "ml_engineer", ttl_s=12 * 3600)
     base_url = f"http://127.0.0.1:{args.port}"
     rows = []
-    for base_kind, audit, route in runs:
+    for base_kind, audit, route, preprocessors in runs:
         kind = base_kind if audit else f"{base_kind}/no-audit"
         kind += "" if route == "none" else f"/{route}"
+        kind += "" if preprocessors is None else f"/pre{preprocessors}"
         wait_port_free(args.port)
         storage = storage_args(audit, args.database)
-        server = start_server(base_kind, args.model, args.port, workdir, args.model_config, storage)
+        server = start_server(
+            base_kind, args.model, args.port, workdir, args.model_config, storage, preprocessors
+        )
         try:
             wait_ready(base_url, server)
             if route != "none":

@@ -162,6 +162,25 @@ def test_serve_config_v2_is_a_valid_serve_deploy_config() -> None:
     ServeDeploySchema.model_validate(serve_config_v2())
 
 
+def test_worker_groups_that_can_grow_have_the_autoscaler_to_grow_them() -> None:
+    cluster = rayservice()["spec"]["rayClusterConfig"]
+    growing = [g for g in cluster["workerGroupSpecs"] if g["maxReplicas"] > g["minReplicas"]]
+    assert growing and cluster["enableInTreeAutoscaling"] is True
+    autoscaler = cluster["autoscalerOptions"]
+    head = {
+        v["name"]: v for v in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    ray_env = {
+        name: var
+        for name, var in head.items()
+        if name.startswith(("RAY_AUTH", "RAY_TLS", "RAY_USE_TLS"))
+    }
+    # it joins the cluster as the nodes do (token, TLS) and gets nothing of the app's
+    assert {v["name"]: v for v in autoscaler["env"]} == ray_env
+    assert [m["name"] for m in autoscaler["volumeMounts"]] == ["ray-tls"]
+    assert autoscaler["securityContext"]["runAsNonRoot"] is True
+
+
 def test_versions_match_the_installed_ray_and_the_project() -> None:
     assert rayservice()["spec"]["rayClusterConfig"]["rayVersion"] == ray.__version__
     version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
