@@ -10,7 +10,9 @@ loadtests/README.md).
   registers a copy of the model, then makes it and the original production by turns
   (the registry's rollback), every ``MEDAI_LOAD_SWAP_S`` seconds (default 10).
 - ``MEDAI_LOAD_AB=1``: an A/B experiment: the model's name is routed half to the copy for
-  the run (and the route removed after), so every clinical request goes through routing.
+  the run (and the route removed after), so every clinical request goes through routing;
+  the engineer then moves most of the traffic to one arm and the other by turns instead
+  of swapping production (an arm cannot be retired while its route stands).
 - ``MEDAI_LOAD_STEPS="2:20,32:40,2:40"``: users over time (users:seconds, in turn) instead
   of ``-u``/``-t``, for watching autoscaling (``loadtests/autoscale.py``).
 
@@ -27,6 +29,7 @@ import logging
 import os
 import random
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -53,6 +56,10 @@ ENGINEER_TOKEN = os.environ.get("MEDAI_ENGINEER_TOKEN") or local_token(
     SETTINGS, "locust-engineer", "ml_engineer", 12 * 3600
 )
 SWAP_S = float(os.environ.get("MEDAI_LOAD_SWAP_S", "10"))
+AB = os.environ.get("MEDAI_LOAD_AB") == "1"
+RAMP = (0.9, 0.1)
+"""The A/B arms' weights the engineer sets, most of the traffic to each arm by turns."""
+RUN_STARTED = datetime.now(UTC)
 COPY_VERSION = f"load-{uuid.uuid4().hex[:8]}"
 """The copy of the model the engineer swaps in and the A/B route's second arm."""
 
@@ -123,7 +130,9 @@ class ClinicalClient(Client):
 
 
 class PromotingEngineer(Client):
-    """Swaps the served version under load, back and forth, as a hot swap must allow."""
+    """Swaps the served version under load, back and forth, as a hot swap must allow; in
+    an A/B experiment, shifts the route's traffic between its arms instead (a version
+    that is an arm cannot be retired by a swap: the registry answers 409)."""
 
     weight = 1
     wait_time = constant(SWAP_S)
@@ -137,6 +146,13 @@ class PromotingEngineer(Client):
     @task
     def swap(self) -> None:
         self.versions.reverse()
+        if AB:
+            arms = [
+                {"model": f"{MODEL}:{v}", "weight": w}
+                for v, w in zip(self.versions, RAMP, strict=True)
+            ]
+            self.send("PUT", f"/routes/{MODEL}", json={"arms": arms}, name="/routes/{name}")
+            return
         body = {"to_version": self.versions[0]}
         self.send("POST", f"/models/{MODEL}/rollback", json=body, name="/models/{name}/rollback")
 
@@ -166,7 +182,7 @@ def prepare(environment: Any, **_: Any) -> None:
             client.post("/models", data=form, files=files).raise_for_status()
             promote = f"/models/{MODEL}/{COPY_VERSION}/promote"
             client.post(promote, json={"to": "validation"}).raise_for_status()
-            if os.environ.get("MEDAI_LOAD_AB") == "1":
+            if AB:
                 original = f"{MODEL}:{production_version(host)}"
                 copy = f"{MODEL}:{COPY_VERSION}"
                 arms = [{"model": original, "weight": 0.5}, {"model": copy, "weight": 0.5}]
@@ -178,8 +194,12 @@ def prepare(environment: Any, **_: Any) -> None:
 
 @events.test_stop.add_listener
 def clean_up(environment: Any, **_: Any) -> None:
-    if os.environ.get("MEDAI_LOAD_AB") == "1":
+    if AB:
         with contextlib.suppress(httpx.HTTPError), engineer(environment.host) as client:
+            since = {"since": RUN_STARTED.isoformat()}  # this run's answers alone
+            stats = client.get(f"/routes/{MODEL}/stats", params=since).raise_for_status().json()
+            answered = ", ".join(f"{a['model']} {a['count']}" for a in stats["arms"])
+            logging.getLogger(__name__).info("A/B arms answered: %s", answered)
             client.delete(f"/routes/{MODEL}")
 
 
