@@ -31,7 +31,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from loadtests.local_cluster import free_port, local_cluster, manifest_serve_config, replica_nodes
+from loadtests.local_cluster import (
+    deploy_manifest,
+    local_cluster,
+    replica_nodes,
+    this_machines_app_args,
+)
 from loadtests.steps import parse_steps, users_at
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -59,23 +64,11 @@ def server(args: argparse.Namespace) -> Iterator[str]:
         ray.init(address=args.address, namespace="serve", log_to_driver=False)
         yield args.url
         return
-    from ray.serve.schema import ServeDeploySchema
-
-    from deployments.local import deploy
-    from medai_cli.common import config_settings
-    from medai_cli.main import build_demo_models
-    from serve_app.settings import REPO_ROOT
-
-    # NOTE: this machine's store and data directory (its development secrets, with
-    # which the locustfile mints its tokens), as `medai serve` runs them
-    settings = config_settings(REPO_ROOT / "serve_config.yaml")
-    build_demo_models(settings)
-    paths = {"model_store": str(settings.model_store), "data_dir": str(settings.data_dir)}
+    app_args = this_machines_app_args()
     # NOTE: a SIGTERM unwinds like Ctrl-C, so the cluster's nodes are taken down too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with local_cluster(args.out / "cluster-logs", workers=args.multi_node):
-        config = manifest_serve_config(free_port(), paths)
-        yield deploy(ServeDeploySchema.model_validate(config), ready_timeout_s=300)
+        yield deploy_manifest(app_args)
 
 
 def plot(rows: list[dict[str, float]], deployments: list[str], path: Path) -> None:

@@ -175,6 +175,16 @@ when the process ends, whoever imported this module."""
 atexit.register(shutil.rmtree, HAPROXY_DIR, ignore_errors=True)
 
 
+def wrk_script(workdir: Path, endpoint: str, spec: ModelSpec, model: str, token: str) -> Path:
+    """wrk's Lua script posting one image of the model's size as ``endpoint`` takes it."""
+    body, headers = request_body(endpoint, spec, model)
+    (workdir / "body").write_bytes(body)
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT.format(body=workdir / "body", headers=lines, token=token))
+    return script
+
+
 def server_command(
     kind: str,
     model: str,
@@ -401,12 +411,8 @@ def main() -> int:
     print(f"raw onnxruntime best: {raw:.1f} img/s at batch {best_batch}\n", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="medai-bench-"))
-    body, headers = request_body(args.endpoint, spec, args.model)
-    (workdir / "body").write_bytes(body)
-    script = workdir / "post.lua"
     token = local_token(settings, "bench", "clinician", ttl_s=12 * 3600)
-    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    script.write_text(WRK_SCRIPT.format(body=workdir / "body", headers=lines, token=token))
+    script = wrk_script(workdir, args.endpoint, spec, args.model, token)
     url = f"http://127.0.0.1:{args.port}{path}"
 
     audits = {"on": [True], "off": [False], "both": [True, False]}[args.audit]

@@ -185,6 +185,29 @@ def manifest_serve_config(port: int, args: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def deploy_manifest(args: dict[str, Any]) -> str:
+    """Deploy the manifest's serve config (``args`` over its application's) on the cluster
+    this process is joined to; its base URL once ``/readyz`` answers 200."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from deployments.local import deploy
+
+    config = ServeDeploySchema.model_validate(manifest_serve_config(free_port(), args))
+    return deploy(config, ready_timeout_s=300)
+
+
+def this_machines_app_args() -> dict[str, str]:
+    """The application ``args`` of a load run: this machine's model store (its demo models
+    built if missing) and data directory, whose development secrets sign the runner's
+    tokens, as ``medai serve`` runs them."""
+    from medai_cli.common import config_settings
+    from medai_cli.main import build_demo_models
+
+    settings = config_settings(REPO_ROOT / "serve_config.yaml")
+    build_demo_models(settings)
+    return {"model_store": str(settings.model_store), "data_dir": str(settings.data_dir)}
+
+
 def replica_nodes(app: str = "medai") -> dict[str, set[str]]:
     """Each deployment's live replicas' node ids (from the GCS's actor table)."""
     import ray

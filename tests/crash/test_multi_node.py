@@ -26,14 +26,12 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-import yaml
 
 from loadtests.local_cluster import (
     APP_SECRETS,
     LocalCluster,
-    free_port,
+    deploy_manifest,
     local_cluster,
-    manifest_serve_config,
     node_groups,
     replica_nodes,
     wait_for,
@@ -115,18 +113,13 @@ def run_the_loss(
     model_store: Path,
     token_for: TokenFactory,
 ) -> None:
-    from deployments.local import deploy, load_config
-
-    port = free_port()
     args = {
         "model_store": str(model_store),
         "data_dir": str(tmp_path / "data"),
         "auth": TEST_AUTH,
         "storage": {"database_url": database_url},
     }
-    config_path = tmp_path / "serve_config.yaml"
-    config_path.write_text(yaml.safe_dump(manifest_serve_config(port, args)))
-    base_url = deploy(load_config(config_path), ready_timeout_s=300)
+    base_url = deploy_manifest(args)
 
     gcs_port = int(cluster.address.rpartition(":")[2])
     assert tls_handshake(gcs_port, cluster.env, client_certificate=True)
