@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loadtests.bench import raw_throughput, wrk, wrk_script
+from loadtests.bench import DEMO_VERSIONS, raw_throughput, wrk, wrk_script
 from loadtests.local_cluster import deploy_manifest, local_cluster, this_machines_app_args
 from medai_cli.common import config_settings, local_token
 from serve_app.catalog.store import ModelStore
@@ -47,8 +47,9 @@ def main() -> int:
 
     app_args = this_machines_app_args()
     settings = config_settings(REPO_ROOT / "serve_config.yaml")
-    spec = ModelStore(settings.model_store).resolve(MODEL)
-    best_batch, raw = raw_throughput(ModelStore(settings.model_store), spec, seconds=3)
+    store = ModelStore(settings.model_store)
+    spec = store.resolve(MODEL, DEMO_VERSIONS[MODEL])  # not a load run's newer copy
+    best_batch, raw = raw_throughput(store, spec, seconds=3)
     print(f"raw onnxruntime best: {raw:.1f} img/s at batch {best_batch}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="medai-cluster-bench-"))
     token = local_token(settings, "bench", "clinician", ttl_s=12 * 3600)

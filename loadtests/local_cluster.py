@@ -2,13 +2,14 @@
 (k8s/README.md): a head holding the ingress, audit and registry groups, and worker nodes
 of the untrusted group, each its own raylet started by ``ray start --block`` in a process
 session of its own, so that killing the session is losing the node. As in the manifest,
-Ray's token authentication and TLS (mutual, one self-signed certificate as the cluster's
-CA) are on between every node and the driver, and the worker nodes get none of the
-application's secrets.
+Ray Serve runs in its high-throughput mode, Ray's token authentication and TLS (mutual,
+one self-signed certificate as the cluster's CA) are on between every node and the
+driver, and the worker nodes get none of the application's secrets.
 
-For the multi-node tests (tests/crash/test_multi_node.py) and for watching autoscaling
-across nodes (``python -m loadtests.autoscale --multi-node``). A production cluster is
-KubeRay's: k8s/rayservice.yaml.
+For the multi-node tests (tests/crash/test_multi_node.py), watching autoscaling across
+nodes (``python -m loadtests.autoscale --multi-node``) and measuring TLS
+(``python -m loadtests.cluster_bench``). A production cluster is KubeRay's:
+k8s/rayservice.yaml.
 """
 
 from __future__ import annotations
@@ -111,19 +112,29 @@ def write_tls_files(directory: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def local_cluster(
-    logs: Path, workers: int = 2, worker_cpus: int = 2, tls: bool = True
+    logs: Path,
+    workers: int = 2,
+    worker_cpus: int = 2,
+    tls: bool = True,
+    high_throughput: bool = True,
 ) -> Iterator[LocalCluster]:
     """Start the head and ``workers`` worker nodes (one at a time: two raylets starting
     at once on one host timed out), connect this process as the driver, and take it all
     down after. ``worker_cpus``: each worker's logical CPUs, enough for one worker to hold
-    every model replica once the other is gone."""
+    every model replica once the other is gone. ``high_throughput``: Ray Serve's HAProxy
+    and throughput-optimized mode, as the manifest runs it (``medai serve``'s
+    environment), its HAProxy in a directory of its own, stopped after."""
     import ray
+
+    from medai_cli.main import haproxy_dir, serve_env, stop_haproxy
 
     # NOTE: short: Ray puts sockets below it, and a Unix socket path is at most 107 bytes.
     temp_dir = Path(f"/tmp/mn-{os.getpid()}")
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    haproxy = haproxy_dir() if high_throughput else None
+    ray_env = serve_env(high_throughput, haproxy)
+    ray_env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     if tls:
         ray_env |= write_tls_files(temp_dir / "tls")
     cluster = LocalCluster(f"127.0.0.1:{port}", temp_dir, logs, os.environ | ray_env)
@@ -150,7 +161,9 @@ def local_cluster(
             ray.shutdown()
         for node in cluster.nodes.values():
             node.kill()
-        subprocess.run(["rm", "-rf", str(temp_dir)], check=False)
+        if haproxy:  # Ray leaves it running, outside the head's session
+            stop_haproxy(haproxy)
+        subprocess.run(["rm", "-rf", str(temp_dir), *([str(haproxy)] if haproxy else [])])
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -160,13 +173,15 @@ def local_cluster(
 
 
 def refresh_ray_config() -> None:
-    """Ray caches its token-authentication setting when first imported (pytest imports
-    it while collecting the served modules, before any cluster starts): this rereads it
-    from the environment, as Ray itself does when it turns token authentication on."""
-    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    """Ray caches its configuration when first imported (pytest imports it while
+    collecting the served modules, before any cluster starts) and the token when first
+    loaded (a second cluster in one process has a token of its own): this rereads both
+    from the environment, as Ray itself does when it turns token authentication on or
+    makes a token."""
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Ray's stub of the extension omits them
 
-    if os.environ.get("RAY_AUTH_MODE") == "token":
-        _enable_token_auth()
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def manifest_serve_config(port: int, args: dict[str, Any]) -> dict[str, Any]:
