@@ -76,7 +76,10 @@ def main() -> int:
         tls, plain = rps.get(("tls", c)), rps.get(("plain", c))
         if tls and plain:
             ratio = statistics.mean(tls) / statistics.mean(plain)
-            print(f"  c={c:<3} TLS / plain throughput {ratio:.3f} (runs {tls} / {plain})")
+            runs_rps = (
+                " ".join(f"{x:.1f}" for x in tls) + " / " + " ".join(f"{x:.1f}" for x in plain)
+            )
+            print(f"  c={c:<3} TLS / plain throughput {ratio:.3f} (req/s: {runs_rps})")
     return 0
 
 
