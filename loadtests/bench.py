@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -90,20 +91,29 @@ def raw_throughput(store: ModelStore, spec: ModelSpec, seconds: float) -> tuple[
     return best
 
 
-def serve_config(
-    model: str,
-    port: int,
-    workdir: Path,
-    overrides: dict,
-    storage: dict,
-    preprocessors: int | None = None,
-) -> Path:
-    """serve_config.yaml for one benchmarked server; ``preprocessors``: that many
-    Preprocessor replicas, fixed, instead of the configured autoscaling."""
+@dataclass(frozen=True)
+class Server:
+    """One benchmarked server: its kind (``naive``, ``serve``, ``serve-ht``) and setup."""
+
+    kind: str
+    model: str
+    port: int
+    workdir: Path
+    overrides: dict = field(default_factory=dict)
+    """The model's settings over serve_config.yaml's (``--model-config``)."""
+    storage: dict = field(default_factory=dict)
+    """Application ``args`` for persistence (``storage_args``)."""
+    preprocessors: int | None = None
+    """That many Preprocessor replicas, fixed, instead of the configured autoscaling."""
+
+
+def serve_config(server: Server) -> Path:
+    """serve_config.yaml for one benchmarked Serve server."""
+    model = server.model
     config = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
-    config["http_options"]["port"] = port
+    config["http_options"]["port"] = server.port
     app = config["applications"][0]
-    app["args"] |= storage
+    app["args"] |= server.storage
     if not app["args"].get("audit", {}).get("enabled", True):
         app["deployments"] = [d for d in app["deployments"] if d["name"] != "AuditWriter"]
     if model not in [m["name"] for m in app["args"]["models"]]:
@@ -111,12 +121,12 @@ def serve_config(
         app["deployments"].append({"name": f"model-{model}", **BENCH_MODEL_DEPLOYMENT})
     for entry in app["args"]["models"]:
         if entry["name"] == model:
-            entry |= overrides
+            entry |= server.overrides
     for deployment in app["deployments"]:
-        if preprocessors and deployment["name"] == "Preprocessor":
+        if server.preprocessors and deployment["name"] == "Preprocessor":
             deployment.pop("autoscaling_config", None)
-            deployment["num_replicas"] = preprocessors
-    path = workdir / "serve_config.yaml"
+            deployment["num_replicas"] = server.preprocessors
+    path = server.workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -185,24 +195,17 @@ def wrk_script(workdir: Path, endpoint: str, spec: ModelSpec, model: str, token:
     return script
 
 
-def server_command(
-    kind: str,
-    model: str,
-    port: int,
-    workdir: Path,
-    overrides: dict,
-    storage: dict,
-    preprocessors: int | None = None,
-) -> tuple[list[str], dict[str, str]]:
-    """The command (run in ``REPO_ROOT``) and environment of a ``kind`` server."""
+def server_command(server: Server) -> tuple[list[str], dict[str, str]]:
+    """The command (run in ``REPO_ROOT``) and environment of the server."""
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
-    if kind == "naive":
+    storage, model = server.storage, server.model
+    if server.kind == "naive":
         # NOTE: the naive peer stores and audits in the same database as Serve (none, audit off).
         env["MEDAI_AUDIT__ENABLED"] = json.dumps(storage.get("audit", {}).get("enabled", True))
         if url := storage.get("storage", {}).get("database_url"):
             env["MEDAI_STORAGE__DATABASE_URL"] = url
-        env["MEDAI_MODELS"] = json.dumps([{"name": model, **overrides}])
+        env["MEDAI_MODELS"] = json.dumps([{"name": model, **server.overrides}])
         env["MEDAI_DEFAULT_MODEL"] = model
         cmd = [
             str(bin_dir / "uvicorn"),
@@ -211,32 +214,20 @@ def server_command(
             "--host",
             "127.0.0.1",
             "--port",
-            str(port),
+            str(server.port),
             "--log-level",
             "warning",
         ]
     else:
         # NOTE: as `medai serve`; the caller's own settings win
-        env = serve_env(kind == "serve-ht", HAPROXY_DIR) | env
-        cmd = [
-            str(bin_dir / "serve"),
-            "run",
-            str(serve_config(model, port, workdir, overrides, storage, preprocessors)),
-        ]
+        env = serve_env(server.kind == "serve-ht", HAPROXY_DIR) | env
+        cmd = [str(bin_dir / "serve"), "run", str(serve_config(server))]
     return cmd, env
 
 
-def start_server(
-    kind: str,
-    model: str,
-    port: int,
-    workdir: Path,
-    overrides: dict,
-    storage: dict,
-    preprocessors: int | None = None,
-) -> subprocess.Popen:
-    cmd, env = server_command(kind, model, port, workdir, overrides, storage, preprocessors)
-    log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 (lives as long as the server)
+def start_server(server: Server) -> subprocess.Popen:
+    cmd, env = server_command(server)
+    log = open(server.workdir / f"{server.kind}.log", "ab")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -437,7 +428,9 @@ def main() -> int:
         wait_port_free(args.port)
         storage = storage_args(audit, args.database)
         server = start_server(
-            base_kind, args.model, args.port, workdir, args.model_config, storage, preprocessors
+            Server(
+                base_kind, args.model, args.port, workdir, args.model_config, storage, preprocessors
+            )
         )
         try:
             wait_ready(base_url, server)

@@ -309,7 +309,7 @@ def start_peer(
     }
     bindir, cleanup = python.parent, None
     if name in PLATFORM:
-        cmd, env = bench.server_command(PLATFORM[name], model, port, workdir, {}, {})
+        cmd, env = bench.server_command(bench.Server(PLATFORM[name], model, port, workdir))
         server = Server(cmd, env, REPO_ROOT, workdir / f"{name}.log", platform_leftovers)
         return server, f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     if name == "plain":
