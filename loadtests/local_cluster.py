@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -163,7 +164,9 @@ def local_cluster(
             node.kill()
         if haproxy:  # Ray leaves it running, outside the head's session
             stop_haproxy(haproxy)
-        subprocess.run(["rm", "-rf", str(temp_dir), *([str(haproxy)] if haproxy else [])])
+        for directory in (temp_dir, haproxy):
+            if directory:
+                shutil.rmtree(directory, ignore_errors=True)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
