@@ -9,8 +9,9 @@ routed endpoint (an A/B arm is drawn per row), or ``name`` + ``/versions/{versio
 pinned. An input of the model's input name is either its tensor (rows already of the
 model's shape and type: nothing to decode) or ``BYTES``, one encoded PNG, JPEG or DICOM
 per row. A request's rows stand or fall together: one bad row answers the request's
-error and nothing is stored. Each row gets the model's output row and, as outputs of
-their own, the platform's ``prediction``, ``confidence`` and ``inference_id``.
+error and nothing is stored. Each row gets the model's output row (a segmentation or
+detection model: its ``findings``, one JSON document a row) and, as outputs of their own,
+the platform's ``prediction``, ``confidence`` and ``inference_id``.
 """
 
 # NOTE: no `from __future__ import annotations`: FastAPI reads the route signatures.
@@ -27,6 +28,7 @@ from serve_app.audit.trail import AuditTrail
 from serve_app.auth.rbac import Permission
 from serve_app.auth.tokens import Principal
 from serve_app.backend import Backend
+from serve_app.canonical import canonical_json
 from serve_app.catalog.spec import ModelKind, ModelSpec
 from serve_app.codecs.sniff import sniff
 from serve_app.codecs.tensors import BYTES, Tensor, datatype_of
@@ -58,6 +60,10 @@ EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "onnxruntime_onnx"
 PREDICTION, CONFIDENCE, INFERENCE_ID = "prediction", "confidence", "inference_id"
 """The platform's outputs beside the model's own (a model output of the same name wins)."""
+FINDINGS = "findings"
+"""A segmentation's or detection's own output: each row's findings as ``/infer`` answers
+them (masks run-length encoded on the source image, boxes in its pixels), as JSON. A mask
+or box list is no tensor of the model's output shape, and rows' lists differ in length."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": "The protocol's error body."}
     for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
@@ -217,11 +223,14 @@ def _dims(shape: list[int | None]) -> list[int]:
 
 
 def _outputs(spec: ModelSpec) -> list[tuple[str, str, list[int]]]:
-    """Each output's name, datatype and shape: the model's, then the platform's."""
+    """Each output's name, datatype and shape: the model's (a region model's findings),
+    then the platform's."""
     dtype = np.dtype(spec.output_dtype or "float32")
     own = (spec.output_name, datatype_of(dtype), _dims(spec.output_shape))
+    if spec.metadata.kind is not ModelKind.CLASSIFICATION:
+        own = (FINDINGS, BYTES, [-1])
     platform = [(PREDICTION, BYTES, [-1]), (CONFIDENCE, "FP32", [-1]), (INFERENCE_ID, BYTES, [-1])]
-    return [own, *(o for o in platform if o[0] != spec.output_name)]
+    return [own, *(o for o in platform if o[0] != own[0])]
 
 
 def _images(call: InferCall, most: int) -> list[EncodedImage | TensorInput]:
@@ -254,15 +263,6 @@ def _one_output(specs: Iterable[ModelSpec]) -> ModelSpec:
     """The version whose output the rows share: rows an A/B route sent to versions whose
     outputs differ cannot make one tensor."""
     first, *others = specs
-    if first.metadata.kind is not ModelKind.CLASSIFICATION:
-        # NOTE: a mask or box list is no tensor of the model's output shape; /infer and
-        # /infer/file answer these kinds (README, Model kinds).
-        raise InvalidInput(
-            f"model {first.ref} is a {first.metadata.kind.value} model: /v2 answers"
-            " classifiers; send the image to POST /infer/file",
-            field="model",
-            rule="model-kind",
-        )
     if any(_outputs(s)[0] != _outputs(first)[0] for s in others):
         raise Conflict(
             "the rows were answered by versions with different outputs (an A/B route):"
@@ -276,16 +276,19 @@ def _one_output(specs: Iterable[ModelSpec]) -> ModelSpec:
 def _answer(records: list[InferenceRecord], spec: ModelSpec, call: InferCall) -> list[Tensor]:
     """The requested outputs (all when none are named), one row per record."""
     name, datatype, _ = _outputs(spec)[0]
-    rows = np.array([r.outputs for r in records], dtype=np.dtype(spec.output_dtype or "float32"))
     n = (len(records),)
+    if name == FINDINGS:
+        own = Tensor(FINDINGS, BYTES, n, [canonical_json(r.findings).encode() for r in records])
+    else:
+        dtype = np.dtype(spec.output_dtype or "float32")
+        rows = np.array([r.outputs for r in records], dtype=dtype)
+        own = Tensor(name, datatype, rows.shape, rows)
     platform = {
         PREDICTION: Tensor(PREDICTION, BYTES, n, [r.prediction.encode() for r in records]),
         CONFIDENCE: Tensor(CONFIDENCE, "FP32", n, np.array([r.confidence for r in records], "f4")),
         INFERENCE_ID: Tensor(INFERENCE_ID, BYTES, n, [r.inference_id.encode() for r in records]),
     }
-    every = {name: Tensor(name, datatype, rows.shape, rows)} | {
-        key: tensor for key, tensor in platform.items() if key != name
-    }
+    every = {name: own} | {key: tensor for key, tensor in platform.items() if key != name}
     if call.outputs is None:
         return list(every.values())
     unknown = [n for n in call.outputs if n not in every]

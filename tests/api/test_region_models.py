@@ -5,10 +5,12 @@ findings; a route's shadow copies get per-kind agreement stats."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -23,6 +25,7 @@ from serve_app.runtime.kinds import rle
 from serve_app.settings import ModelConfig, Settings
 from tests.api.test_records import whole_trail
 from tests.api.test_routes import put_route, shadow_copies, until_served
+from tests.api.test_v2 import binary_body, length_prefixed, outputs_of
 from tests.dicoms import grey_image_dicom
 from tests.images import encode
 from tests.local_app import own_database
@@ -166,21 +169,48 @@ def test_a_batch_of_json_images_to_a_segmenter(api: httpx.Client) -> None:
     assert results[0]["findings"] == results[2]["findings"]
 
 
-def test_v2_refuses_region_models_naming_the_rule(api: httpx.Client) -> None:
-    rows = np.zeros((1, 1, 128, 128), np.float32)
-    request = {
-        "inputs": [
-            {
-                "name": "image",
-                "shape": list(rows.shape),
-                "datatype": "FP32",
-                "data": rows.ravel().tolist(),
-            }
-        ]
-    }
-    refused = api.post(f"/v2/models/{SEGMENTER}/infer", json=request)
-    assert refused.status_code == 422, refused.text
-    assert "segmentation" in refused.json()["error"]
+def v2_files(api: httpx.Client, model: str, *files: bytes, **header: Any) -> httpx.Response:
+    """Encoded files as one ``BYTES`` input over /v2, with the binary-data extension."""
+    tensor = {"name": "image", "shape": [len(files)], "datatype": "BYTES"}
+    body, headers = binary_body([(tensor, length_prefixed(*files))], **header)
+    return api.post(f"/v2/models/{model}/infer", content=body, headers=headers)
+
+
+def test_v2_answers_a_region_model_with_each_rows_findings(
+    api: httpx.Client, auditor: dict[str, str]
+) -> None:
+    bright, dark = encode(scene(), "PNG"), encode(np.full((ROWS, COLUMNS, 1), 10, np.uint8), "PNG")
+    answer = outputs_of(v2_files(api, SEGMENTER, bright, dark))
+    assert list(answer) == ["findings", "prediction", "confidence", "inference_id"]
+    assert answer["prediction"] == ["bright_region", "none"]
+    findings = [json.loads(f) for f in answer["findings"]]
+    assert findings[0] == infer_file(api, bright, SEGMENTER).json()["findings"]
+    assert iou(rle.decode(findings[0]["classes"][0]["mask"]), truth()) > 0.9
+    assert findings[1]["classes"][0]["pixel_count"] == 0
+    for inference_id, found in zip(answer["inference_id"], findings, strict=True):
+        assert api.get(f"/results/{inference_id}", headers=auditor).json()["findings"] == found
+
+    # as binary data too, and a detector's boxes
+    boxes = outputs_of(v2_files(api, DETECTOR, bright, parameters={"binary_data_output": True}))
+    ((box,),) = [json.loads(f)["boxes"] for f in boxes["findings"]]
+    assert box["box"] == pytest.approx([LEFT, TOP, RIGHT, BOTTOM], abs=3)
+
+
+def test_v2_metadata_of_a_region_model_names_its_findings(api: httpx.Client) -> None:
+    metadata = api.get(f"/v2/models/{DETECTOR}")
+    assert metadata.status_code == 200, metadata.text
+    (findings, *platform) = metadata.json()["outputs"]
+    assert findings == {"name": "findings", "datatype": "BYTES", "shape": [-1]}
+    assert [o["name"] for o in platform] == ["prediction", "confidence", "inference_id"]
+
+
+def test_v2_asked_for_a_region_models_raw_output_names_the_rule(
+    api: httpx.Client, model_store: Path
+) -> None:
+    raw = ModelStore(model_store).resolve(SEGMENTER).output_name
+    refused = v2_files(api, SEGMENTER, encode(scene(), "PNG"), outputs=[{"name": raw}])
+    assert refused.status_code == 404, refused.text
+    assert raw in refused.json()["error"]
 
 
 @pytest.mark.parametrize(
