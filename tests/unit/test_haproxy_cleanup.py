@@ -53,3 +53,16 @@ def test_high_throughput_servers_keep_haproxys_files_in_their_own_directory(
     assert env.items() >= haproxy_env(tmp_path).items()
     assert all(value.startswith(str(tmp_path)) for key, value in env.items() if "HAPROXY" in key)
     assert not any("HAPROXY" in key for key in serve_env(False, tmp_path))
+
+
+def test_every_haproxy_file_ray_would_put_in_its_shared_default_is_ours() -> None:
+    """Ray's defaults put each file under ``/tmp/haproxy-serve``, shared by every server
+    on the host (a metrics socket was left there before this was checked)."""
+    from ray.serve._private import constants
+
+    shared = {
+        name
+        for name, value in vars(constants).items()
+        if isinstance(value, str) and value.startswith("/tmp/haproxy-serve")
+    }
+    assert shared and shared <= haproxy_env(Path("/tmp/mh-x")).keys()
