@@ -39,12 +39,13 @@ from loadtests.payloads import batch_body, dicom_body, image_for, json_body, mul
 from loadtests.steps import parse_steps, users_at
 from medai_cli.common import config_settings, local_token
 from serve_app.catalog.store import ModelStore
+from serve_app.errors import MedAIError
 from serve_app.settings import REPO_ROOT
 
 MODEL = os.environ.get("MEDAI_LOAD_MODEL", "chest-xray-demo")
 SETTINGS = config_settings(REPO_ROOT / "serve_config.yaml")
 STORE = ModelStore(SETTINGS.model_store)
-SPEC = STORE.resolve(MODEL)
+SPEC = STORE.starting(MODEL)  # the payloads' size: the server resizes to whichever answers
 BODIES = {
     "png": multipart_body(image_for(SPEC, seed=2), MODEL),
     "dicom": dicom_body(image_for(SPEC, seed=3), MODEL),
@@ -171,25 +172,29 @@ def production_version(host: str) -> str:
 
 @events.test_start.add_listener
 def prepare(environment: Any, **_: Any) -> None:
-    """Register the copy (validated, so it can be made production) and route the model's
-    name A/B when asked; before any user starts."""
+    """Register a copy of the production version (validated, so it can be made production)
+    and route the model's name A/B when asked; before any user starts."""
     host = environment.host
     try:
         with engineer(host) as client:
-            data = STORE.read_verified(SPEC)
+            # NOTE: the version serving, not the store's newest: that may be a candidate
+            # never promoted, or a file the registry refused as tampered
+            serving = production_version(host)
+            original = f"{MODEL}:{serving}"
+            data = STORE.read_verified(STORE.resolve(MODEL, serving))
             files = {"file": ("model.onnx", data, "application/octet-stream")}
             form = {"name": MODEL, "version": COPY_VERSION}
             client.post("/models", data=form, files=files).raise_for_status()
             promote = f"/models/{MODEL}/{COPY_VERSION}/promote"
             client.post(promote, json={"to": "validation"}).raise_for_status()
             if AB:
-                original = f"{MODEL}:{production_version(host)}"
                 copy = f"{MODEL}:{COPY_VERSION}"
                 arms = [{"model": original, "weight": 0.5}, {"model": copy, "weight": 0.5}]
                 client.put(f"/routes/{MODEL}", json={"arms": arms}).raise_for_status()
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, MedAIError) as error:
         # NOTE: the run goes on: every request that cannot be answered is a failure
-        logging.getLogger(__name__).error("could not prepare the run: %s", error)
+        answer = error.response.text[:500] if isinstance(error, httpx.HTTPStatusError) else ""
+        logging.getLogger(__name__).error("could not prepare the run: %s %s", error, answer)
 
 
 @events.test_stop.add_listener
