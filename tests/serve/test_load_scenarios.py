@@ -66,7 +66,7 @@ def test_clinical_load_with_an_engineer_at_work_fails_no_request(
         rows = {row["Name"]: row for row in csv.DictReader(f)}
     # the run's preparation (registering the copy), then Locust's summary
     summary = "\n".join(line for line in done.stderr.splitlines() if "/ERROR/" in line)
-    summary += done.stderr[-3000:]
+    summary += "\n" + done.stderr[-3000:]
     assert done.returncode == 0, summary
     assert rows["Aggregated"]["Failure Count"] == "0", summary
     assert int(rows["/infer/file (png)"]["Request Count"]) > 0, summary
