@@ -23,7 +23,7 @@ from serve_app.catalog.spec import ModelSpec
 from serve_app.codecs.decode import Decoder
 from serve_app.codecs.images import encode_png
 from serve_app.codecs.types import DecodedImage, EncodedImage, TensorInput
-from serve_app.errors import MedAIError
+from serve_app.errors import MedAIError, NotFound
 from serve_app.job import Job, Outcome
 from serve_app.preprocessing import fit, prepare, view
 from serve_app.records.inference import InferenceRecord
@@ -65,6 +65,8 @@ class Pipeline:
         self.shadows = shadows
         self.rng = rng or random.Random()
         self.decode = Decoder(settings.decoding, settings.limits)
+        self.refresh_plan: Callable[[], Awaitable[bool]] | None = None
+        """Asks for the newest plan now, whether it changed; where the plan is polled."""
 
     def follow(self, plan: ServingPlan) -> None:
         """Answer by ``plan`` from now on (a hot swap, a route change)."""
@@ -103,6 +105,13 @@ class Pipeline:
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         # NOTE: decoding is CPU-bound; off the event loop so other requests keep flowing.
         prepared = await asyncio.to_thread(lambda: [self.prepare(job) for job in jobs])
+        missed = [i for i, p in enumerate(prepared) if _unserved(p)]
+        if missed and self.refresh_plan is not None and await self.refresh_plan():
+            # NOTE: a route or promotion newer than this replica's last poll; the target
+            # is resolved before anything is decoded, so nothing was decoded for these.
+            again = await asyncio.to_thread(lambda: [self.prepare(jobs[i]) for i in missed])
+            for i, p in zip(missed, again, strict=True):
+                prepared[i] = p
         # NOTE: grouped by version, not name: a hot swap during this call may have
         # prepared some images for the old version and some for the new.
         by_version: dict[str, list[int]] = defaultdict(list)
@@ -137,6 +146,11 @@ class Pipeline:
             rows.update(zip(part, split(outputs, sizes), strict=True))
 
         await asyncio.gather(*(chunk(indices[s : s + size]) for s in range(0, len(indices), size)))
+
+
+def _unserved(prepared: _Prepared | MedAIError) -> bool:
+    """Whether the job named what the plan does not serve (no image was decoded for it)."""
+    return isinstance(prepared, NotFound) and prepared.rule == "served"
 
 
 def _outcome(job: Job, prepared: _Prepared | MedAIError, row: np.ndarray | None) -> Outcome:

@@ -265,7 +265,8 @@ class RegistrySettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0, le=60)
     """How often each preprocessing replica asks the registry which version of each model
     serves and how endpoints route; a promotion, rollback or route change takes effect
-    within about this long."""
+    within about this long. A request naming what a replica does not serve yet (a new
+    endpoint) makes it ask at once."""
     max_shadows_in_flight: int = Field(4, ge=0, le=4096)
     """Shadow copies each preprocessing replica runs at once; more are dropped (and
     counted in ``medai_shadow_copies``), never queued ahead of answers. Light load gets a copy of

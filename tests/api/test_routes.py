@@ -493,6 +493,19 @@ def test_bad_route_reads(
     assert_problem(api.get(path, params=params, headers=auditor), status, field)
 
 
+def test_a_new_endpoint_answers_its_first_requests(
+    api: httpx.Client, engineer: dict[str, str], versions: Callable[..., list[str]], endpoint: str
+) -> None:
+    """A preprocessor that has not polled the registry since the route was set asks it when
+    a request names the new endpoint, rather than answering 404 until its next poll (and
+    another replica, which has polled, answering 200 meanwhile)."""
+    a, b = versions(2)
+    assert put_route(api, engineer, endpoint, {a: 1, b: 1}).status_code == 200
+    answers = [infer(api, endpoint, seed=i) for i in range(8)]
+    assert [r.status_code for r in answers] == [200] * 8, answers[0].text
+    assert {r.json()["arm"] for r in answers} <= {a, b}
+
+
 def test_a_v2_request_to_an_endpoint_is_routed_and_stored_with_its_arm(
     api: httpx.Client, engineer: dict[str, str], versions: Callable[..., list[str]], endpoint: str
 ) -> None:
