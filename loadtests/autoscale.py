@@ -122,15 +122,14 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("loadtests/results/autoscale"))
     args = parser.parse_args()
-    parse_steps(args.steps)  # a clear error before anything starts
+    steps = parse_steps(args.steps)  # a clear error before anything starts
     args.out.mkdir(parents=True, exist_ok=True)
     with server(args) as url:
-        return watch(args, url)
+        return watch(args, url, steps)
 
 
-def watch(args: argparse.Namespace, url: str) -> int:
+def watch(args: argparse.Namespace, url: str, steps: list[tuple[int, float]]) -> int:
     """Run Locust's steps against ``url`` and record replicas each second until it ends."""
-    steps = parse_steps(args.steps)
     run = ["--headless", "--host", url, "--only-summary", "ClinicalClient"]
     reports = ["--csv", str(args.out / "locust"), "--html", str(args.out / "report.html")]
     locust = subprocess.Popen(

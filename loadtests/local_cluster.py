@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 import yaml
 
+from loadtests.ports import free_port
 from loadtests.sessions import kill_session, session_processes
 from serve_app.auth.credentials import Credentials
 from serve_app.settings import REPO_ROOT
@@ -253,12 +254,6 @@ def node_groups() -> dict[str, str]:
         for node in ray.nodes()
         if node["Alive"]
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:

@@ -163,9 +163,8 @@ def engineer(host: str) -> httpx.Client:
     return httpx.Client(base_url=host, headers=headers, timeout=60)
 
 
-def production_version(host: str) -> str:
-    with engineer(host) as client:
-        versions = client.get("/models", params={"name": MODEL}).raise_for_status().json()
+def production_version(client: httpx.Client) -> str:
+    versions = client.get("/models", params={"name": MODEL}).raise_for_status().json()
     (version,) = [v["version"] for v in versions if v["status"] == "production"]
     return str(version)
 
@@ -179,7 +178,7 @@ def prepare(environment: Any, **_: Any) -> None:
         with engineer(host) as client:
             # NOTE: the version serving, not the store's newest: that may be a candidate
             # never promoted, or a file the registry refused as tampered
-            serving = production_version(host)
+            serving = production_version(client)
             original = f"{MODEL}:{serving}"
             data = STORE.read_verified(STORE.resolve(MODEL, serving))
             files = {"file": ("model.onnx", data, "application/octet-stream")}

@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -52,6 +51,7 @@ import psutil
 from loadtests import bench
 from loadtests.bench import WRK_SCRIPT, raw_throughput, wrk
 from loadtests.payloads import image_for, v2_body
+from loadtests.ports import free_port
 from medai_cli.common import local_token
 from medai_cli.main import build_demo_models, stop_haproxy
 from serve_app.catalog.store import ModelStore
@@ -121,12 +121,6 @@ def ensure_venv(venvs: Path, name: str, peer: Peer) -> Path:
             raise Unavailable(f"`{' '.join(cmd[:3])}` failed: {' | '.join(tail)}")
     marker.write_text(wanted)
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 LIVE: set[Server] = set()

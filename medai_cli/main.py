@@ -153,15 +153,14 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from serve_app.auth.credentials import ConfigurationError, load_credentials
+    from serve_app.auth.credentials import ConfigurationError, ingress_secrets, load_credentials
 
     settings = config_settings(args.config)
     # NOTE: one host runs every deployment: refuse missing or development secrets now,
     # before Ray starts (in a cluster, each node's replicas refuse their own at start).
+    writer = {"audit_signing_key"} if settings.audit.enabled else set()
     try:
-        load_credentials(settings)
-        if settings.audit.enabled:
-            load_credentials(settings, need={"audit_signing_key"})
+        load_credentials(settings, need=ingress_secrets(settings) | writer)
     except ConfigurationError as refused:
         print(f"medai serve: {refused}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from loadtests.local_cluster import (
     wait_for,
 )
 from tests.conftest import TEST_AUTH, TokenFactory
+from tests.crash.kept import assert_kept
 from tests.images import infer_body, pixels
 from tests.postgres import fresh_schema
 
@@ -169,15 +170,7 @@ def run_the_loss(
     answered = {i for _, i in load.acknowledged}
     auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
     with httpx.Client(base_url=base_url, timeout=60, headers=auditor) as client:
-        audited: set[str] = set()
-        cursor: int | None = 0
-        while cursor is not None:
-            page = client.get("/audit", params={"after_seq": cursor, "limit": 1000}).json()
-            audited |= {e["object_id"] for e in page["entries"] if e["action"] == "inference"}
-            cursor = page["next_after_seq"]
-        assert not answered - audited, f"{len(answered - audited)} acknowledged, not audited"
-        missing = [i for i in answered if client.get(f"/results/{i}").status_code != 200]
-        assert not missing, f"{len(missing)} acknowledged, not stored"
+        assert_kept(client, answered)
         verification = client.get("/audit/verify").json()
     assert verification["valid"], verification
     print(

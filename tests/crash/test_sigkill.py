@@ -24,6 +24,7 @@ import yaml
 from loadtests.sessions import kill_session, session_processes
 from serve_app.settings import REPO_ROOT
 from tests.conftest import TEST_AUTH, TokenFactory
+from tests.crash.kept import assert_kept
 from tests.images import infer_body, pixels
 from tests.ports import free_port
 
@@ -143,16 +144,7 @@ def test_sigkill_under_load_loses_no_acknowledged_inference(
     server.start()
     auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
     with httpx.Client(base_url=server.base_url, timeout=60, headers=auditor) as client:
-        audited: set[str] = set()
-        after: int | None = 0
-        while after is not None:
-            page = client.get("/audit", params={"after_seq": after, "limit": 1000}).json()
-            audited |= {e["object_id"] for e in page["entries"] if e["action"] == "inference"}
-            after = page["next_after_seq"]
-        missing_from_trail = answered - audited
-        assert not missing_from_trail, f"{len(missing_from_trail)} acknowledged, not audited"
-        missing_results = [i for i in answered if client.get(f"/results/{i}").status_code != 200]
-        assert not missing_results, f"{len(missing_results)} acknowledged, not stored"
+        audited = assert_kept(client, answered)
         verification = client.get("/audit/verify").json()
     assert verification["valid"], verification
     assert verification["checkpoint_seq"] is not None, "no signed checkpoint was checked"
