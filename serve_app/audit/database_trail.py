@@ -77,6 +77,10 @@ class DatabaseTrail:
         try:
             await self.database.run(lambda: self.writer.write(events))
         except IntegrityError:
+            # NOTE: a message re-sent after a writer replica died (see AuditEvent.event_id)
+            # whose events that replica committed: they are stored, as the caller asks.
+            if await self.database.run(lambda: self.writer.store.delivered(events)):
+                return
             raise Conflict("the change conflicts with a stored record") from None
 
     async def result(self, inference_id: str) -> StoredResult | None:

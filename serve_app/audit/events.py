@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from uuid import uuid4
 
 from serve_app.audit.chain import AuditEntry
 from serve_app.records.inference import InferenceRecord
@@ -16,6 +17,10 @@ from serve_app.records.route import RouteChange
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    return uuid4().hex
 
 
 class AuditAction(StrEnum):
@@ -55,6 +60,12 @@ class AuditEvent:
     """A model version registered or moved, committed in the entry's transaction."""
     route: RouteChange | None = None
     """A route set or removed, committed in the entry's transaction."""
+    event_id: str = field(default_factory=new_event_id, compare=False)
+    """This event's delivery key, made where the event is. Ray's router re-sends a call
+    that a replica it saw die had not yet acknowledged, though the replica may have run
+    it: a message to the writer can arrive twice, and the key lets the writer commit
+    each event once (``DatabaseTrail.record``). Stored beside the entry, not hashed: it
+    names a delivery, it says nothing of what happened."""
 
     def entry(self, seq: int, now: datetime, details: Mapping[str, Any]) -> AuditEntry:
         """This event as the chain's entry number ``seq``, stamped ``now``."""

@@ -160,7 +160,7 @@ class AuditStore:
                         details[RESULT_DIGEST] = result_digest(result)
                         results.append(result)
                     entry = link(prev_hash, event.entry(seq + offset, now, details))
-                    entries.append(AuditLog(**vars(entry)))
+                    entries.append(AuditLog(**vars(entry), event_id=event.event_id))
                     prev_hash = entry.entry_hash
                 if results:
                     await InferenceResult.bulk_create(results, using_db=tx)
@@ -227,6 +227,11 @@ class AuditStore:
         if actor is not None:
             query = query.filter(actor=actor)
         return await query.order_by("seq").limit(limit)
+
+    async def delivered(self, events: Sequence[AuditEvent]) -> bool:
+        """Whether every one of ``events`` is committed already (by its delivery key)."""
+        keys = {event.event_id for event in events}
+        return await AuditLog.filter(event_id__in=list(keys)).count() == len(keys)
 
     async def result(self, inference_id: str) -> InferenceResult | None:
         return await InferenceResult.get_or_none(inference_id=inference_id)

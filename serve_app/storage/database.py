@@ -47,6 +47,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         'ALTER TABLE "inference_results" ADD COLUMN "model_sha256" VARCHAR(64)',
         'ALTER TABLE "inference_results" ADD COLUMN "source" JSON',
     ),
+    4: ('ALTER TABLE "audit_log" ADD COLUMN "event_id" VARCHAR(32)',),
 }
 """SQL taking a database from schema version ``n - 1`` to ``n``, keyed by ``n``.
 
@@ -56,6 +57,7 @@ One statement an element: they run in the migration's transaction, one at a time
 
 LATE_INDEXES = (
     'CREATE INDEX IF NOT EXISTS "idx_results_endpoint" ON "inference_results" ("endpoint")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "uid_audit_log_event_id" ON "audit_log" ("event_id")',
 )
 """Indexes on columns a migration adds, made after migrating: tortoise makes its own
 indexes with the tables, before migrations, when an older table lacks the column."""

@@ -14,7 +14,7 @@ from serve_app.canonical import canonical_json
 from serve_app.catalog.status import ModelStatus
 from serve_app.logs import PSEUDONYM
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped with every change to these tables, together with a step in ``MIGRATIONS``."""
 
 
@@ -111,6 +111,9 @@ class AuditLog(Model):
     details: Any = CanonicalJSONField()
     prev_hash = fields.CharField(max_length=64)
     entry_hash = fields.CharField(max_length=64, unique=True)
+    # Schema 4: the event's delivery key (``AuditEvent.event_id``), outside the hash; null
+    # on older entries and the writer's own. Unique through LATE_INDEXES.
+    event_id = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "audit_log"

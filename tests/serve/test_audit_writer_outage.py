@@ -2,9 +2,10 @@
 
 Under load, every /infer/file is answered 503 (a write in flight on the dead replica: its
 outcome is unknown) or 200 with its record stored (a write Serve held for the replica it
-starts instead), never a result without its record and never a hang; Serve replaces the
-replica and the chain verifies. On PostgreSQL (the high-throughput pass) the kill is
-made to land inside a write: the chain's table is locked until the write waits on it."""
+starts instead, or re-sent to it: stored once), never a result without its record, a
+409 or a hang; Serve replaces the replica and the chain verifies. On PostgreSQL (the
+high-throughput pass) the kill is made to land inside a write: the chain's table is
+locked until the write waits on it."""
 
 from __future__ import annotations
 
@@ -13,18 +14,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import httpx
 import pytest
 import ray
+from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve._private.common import REPLICA_ID_FULL_ID_STR_PREFIX
 from ray.serve._private.constants import SERVE_NAMESPACE
 
+from serve_app.audit.events import AuditEvent
 from tests.conftest import HIGH_THROUGHPUT, TokenFactory
 from tests.images import encode, pixels
 from tests.problems import assert_problem
+from tests.storage.audit_builders import record
 from tests.storage.test_group_commit import hold_the_chain
 
 pytestmark = [pytest.mark.serve, pytest.mark.timeout(300)]
@@ -112,6 +117,24 @@ def test_a_killed_audit_writer_never_answers_without_a_record_and_is_replaced(
         f"{sum(r.status_code == 503 for r in answers)} answers 503, "
         f"{sum(r.status_code == 200 for r in answers)} answers 200, all stored"
     )
+
+
+def test_a_message_the_writer_gets_twice_is_stored_once_and_answered_stored_twice(
+    served: str, token_for: TokenFactory
+) -> None:
+    """What Ray's router does when the writer dies before acknowledging a message it had
+    committed: the same message again, to the replica Serve starts instead."""
+    actor = f"redelivery-{uuid4().hex[:12]}"
+    result = record(0, inference_id=f"inf-{actor}", requested_by=actor)
+    message = [[AuditEvent.inference(result)]]
+    writer = serve.get_deployment_handle("AuditWriter", app_name="medai")
+    outcomes = [writer.record_each.remote(message).result(timeout_s=60) for _ in range(2)]
+    assert outcomes == [[None], [None]]
+    auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
+    with httpx.Client(base_url=served, headers=auditor, timeout=60) as client:
+        assert client.get(f"/results/{result.inference_id}").status_code == 200
+        entries = client.get("/audit", params={"actor": actor}).json()["entries"]
+    assert [e["object_id"] for e in entries] == [result.inference_id]
 
 
 def test_a_writer_killed_inside_its_write_is_a_503_and_nothing_is_stored(

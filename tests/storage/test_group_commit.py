@@ -19,16 +19,30 @@ import pytest
 
 from deployments.audit_writer import AuditWriter as WriterDeployment
 from serve_app.audit.database_trail import DatabaseTrail
-from serve_app.audit.events import AuditEvent
+from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import AuditStore
 from serve_app.errors import Conflict, InvalidInput, MedAIError, ServiceUnavailable
 from serve_app.settings import Settings
 from serve_app.storage import open_database
+from serve_app.storage.models import AuditLog
 from tests.storage.audit_builders import record
 
 
 def answer(i: int, actor: str = "dr-who", **changes: Any) -> AuditEvent:
     return AuditEvent.inference(record(i, requested_by=actor, **changes))
+
+
+def failed_login() -> AuditEvent:
+    """An event nothing in the database keys but its delivery key."""
+    return AuditEvent(actor="anonymous", action=AuditAction.AUTH_FAILURE, object_type="token")
+
+
+def entries_of(settings: Settings) -> list[AuditLog]:
+    async def main() -> list[AuditLog]:
+        async with await open_database(settings) as db:
+            return await AuditStore(db).read()
+
+    return asyncio.run(main())
 
 
 class Writer(WriterDeployment.func_or_class):  # type: ignore[misc,name-defined]
@@ -94,6 +108,26 @@ def test_a_conflict_only_the_database_sees_fails_its_caller_alone(
     assert isinstance(second[1], Conflict)
     assert {i for i, kept in stored.items() if kept} == {"inf-1", "inf-2", "inf-3"}
     assert valid
+
+
+def test_a_message_delivered_again_is_committed_once_and_answered_as_stored(
+    storage_settings: Settings,
+) -> None:
+    """Ray's router re-sends a call whose replica died before acknowledging it, though the
+    replica may have committed it: the same events (the same delivery keys) arrive again,
+    beside callers the dead replica never reached."""
+    delivered = [answer(1)], [failed_login(), answer(2)]
+    (first, again), stored, valid = commit(
+        storage_settings, list(delivered), [*delivered, [answer(3)], [failed_login()]]
+    )
+    assert first == [None, None]
+    assert again == [None, None, None, None]
+    assert {i for i, kept in stored.items() if kept} == {"inf-1", "inf-2", "inf-3"}
+    assert valid  # an inference with two entries would not verify
+    entries = entries_of(storage_settings)
+    actions = ["inference", "auth.failure", "inference", "inference", "auth.failure"]
+    assert [e.action for e in entries] == actions
+    assert len({e.event_id for e in entries}) == 5
 
 
 def test_a_write_stuck_behind_a_lock_fails_with_503_in_bounded_time(

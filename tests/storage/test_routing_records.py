@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from tortoise.exceptions import IntegrityError
+
 from serve_app.audit.events import AuditAction, AuditEvent
 from serve_app.audit.store import OPTIONAL_RESULT_FIELDS, RESULT_DIGEST, AuditStore
 from serve_app.audit.verification import verify
@@ -93,19 +96,26 @@ def test_a_schema_1_database_is_migrated_and_its_results_still_verify(
                 await sql(db, f'DROP INDEX "{row["name"]}"')
         for column in OPTIONAL_RESULT_FIELDS:  # every column schemas 2 and 3 added
             await sql(db, f'ALTER TABLE inference_results DROP COLUMN "{column}"')
+        await sql(db, 'DROP INDEX "uid_audit_log_event_id"')  # schema 4's column and index
+        await sql(db, 'ALTER TABLE audit_log DROP COLUMN "event_id"')
         await sql(db, 'DROP TABLE "routes"')
         await sql(db, "UPDATE schema_version SET version = 1")
 
     async def after_migration(db: Database) -> tuple[Any, ...]:
         store = AuditStore(db, clock())
-        await store.append([routed(3), route_event("eng", "chest-ab", CONFIG)])
+        new = [routed(3), route_event("eng", "chest-ab", CONFIG)]
+        await store.append(new)
+        with pytest.raises(IntegrityError):  # schema 4's key, unique on a migrated table too
+            await store.append(new[1:])  # a route change: nothing else in it is unique
         old = await InferenceResult.get(inference_id="inf-1")
         old_fields = (old.endpoint, old.findings, old.source)
+        keys = [entry.event_id for entry in await store.read()]
+        assert keys == [None, None, *(e.event_id for e in new)]
         return await versions(db), old_fields, await verify(store), len(await store.routes())
 
     with_db(make_schema_1)
     applied, old_fields, verification, routes = reopen(storage_settings, after_migration)
-    assert applied == [1, 2, SCHEMA_VERSION] == [1, 2, 3]  # schema 3: kinds' findings, sources
+    assert applied == [1, 2, 3, SCHEMA_VERSION] == [1, 2, 3, 4]  # 4: events' delivery keys
     assert old_fields == (None, None, None)
     assert verification.valid and verification.entries == 4
     assert routes == 1
