@@ -12,26 +12,38 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medai_cli.main import build_demo_models, serve_env
+from medai_cli.main import build_demo_models, haproxy_dir, serve_env, stop_haproxy
 from serve_app.auth.credentials import Credentials, load_credentials
 from serve_app.auth.tokens import mint
 from serve_app.settings import Settings
 
 HIGH_THROUGHPUT = os.environ.get("MEDAI_TEST_SERVE_MODE") == "high-throughput"
+HAPROXY_DIR = haproxy_dir() if HIGH_THROUGHPUT else None
+"""The session's own HAProxy files, as ``medai serve`` has them: Ray's default
+``/tmp/haproxy-serve`` is shared with every other server on the host."""
 # NOTE: Ray reads these when ray.serve is first imported and when Ray starts, so
 # they are set here, before any test module imports Ray.
-os.environ.update(serve_env(HIGH_THROUGHPUT))
+os.environ.update(serve_env(HIGH_THROUGHPUT, HAPROXY_DIR))
 # The secrets every test's server runs with, as a deployment would have them: in the
 # environment, which the Ray workers inherit. Fresh each session.
 os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)
 os.environ["MEDAI_PSEUDONYM_KEY"] = secrets.token_urlsafe(48)
 os.environ["MEDAI_AUDIT_SIGNING_KEY"] = secrets.token_urlsafe(48)
+
+
+def pytest_sessionfinish() -> None:
+    # NOTE: Ray leaves its HAProxy running when Serve and Ray stop (README, "Network
+    # exposure"); this session's is the one on its own files.
+    if HAPROXY_DIR is not None:
+        stop_haproxy(HAPROXY_DIR)
+        shutil.rmtree(HAPROXY_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,15 @@ from pathlib import Path
 
 
 def enter_empty_directory() -> Path:
-    """Make a fresh empty directory nobody can write to and ``chdir`` into it; resolve
-    any relative settings path before calling this."""
+    """``chdir`` into a fresh directory and remove it: a relative path then resolves to
+    nothing and nothing can be made there. Resolve any relative settings path before
+    calling this.
+
+    NOTE: removed at once, not on shutdown: a replica that is killed or scaled away never
+    cleans up, and every replica start left one directory in ``/tmp``.
+    """
     path = Path(tempfile.mkdtemp(prefix="medai-cwd-"))
     path.chmod(0o500)
     os.chdir(path)
+    path.rmdir()
     return path
