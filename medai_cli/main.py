@@ -165,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"medai serve: {refused}", file=sys.stderr)
         return 2
     build_demo_models(settings)
-    haproxy = haproxy_dir()
+    haproxy = haproxy_dir() if args.high_throughput else None
     for name, value in serve_env(args.high_throughput, haproxy).items():
         os.environ.setdefault(name, value)  # NOTE: before Ray is imported or started
     from ray.serve.scripts import cli as serve_cli
@@ -189,8 +189,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run = ["run", str(args.config)]
         return serve_cli.main(run, prog_name="serve", standalone_mode=False) or 0
     finally:
-        stop_haproxy(haproxy)
-        shutil.rmtree(haproxy, ignore_errors=True)
+        if haproxy is not None:
+            stop_haproxy(haproxy)
+            shutil.rmtree(haproxy, ignore_errors=True)
 
 
 async def verify_trail(settings: Settings) -> dict[str, object]:
