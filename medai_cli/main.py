@@ -30,12 +30,27 @@ loadtests/README.md).
 """
 
 
+OWN_HAPROXY_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+"""For a server whose own HAProxy is the one client of its ingress replica's port.
+
+NOTE: a stopping ingress replica first waits this long (30 s by default) for outside load
+balancers to forget its port. Here the port listens on loopback (README, "Network
+exposure") and its client is the HAProxy that Serve itself reconfigures. The 30 s made
+every stop outlast Serve's own 30 s wait for its controller, so the deployments after
+the ingress (the audit writer among them) were killed, not stopped: the writer's close,
+which signs the tail, never ran. Requests in flight still get the ingress's
+``graceful_shutdown_timeout_s``.
+"""
+
+
 def serve_env(high_throughput: bool, haproxy_dir: Path | None = None) -> dict[str, str]:
     """The environment Ray must start with to serve as ``medai serve`` does; HAProxy's
-    files in ``haproxy_dir`` (see ``haproxy_env``) when given."""
+    files in ``haproxy_dir`` (see ``haproxy_env``) when given, that HAProxy the only
+    client of the ingress (``OWN_HAPROXY_ENV``)."""
     if not high_throughput:
         return dict(SERVE_ENV)
-    return SERVE_ENV | HIGH_THROUGHPUT_ENV | (haproxy_env(haproxy_dir) if haproxy_dir else {})
+    own = haproxy_env(haproxy_dir) | OWN_HAPROXY_ENV if haproxy_dir else {}
+    return SERVE_ENV | HIGH_THROUGHPUT_ENV | own
 
 
 def haproxy_dir() -> Path:
@@ -168,6 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     haproxy = haproxy_dir() if args.high_throughput else None
     for name, value in serve_env(args.high_throughput, haproxy).items():
         os.environ.setdefault(name, value)  # NOTE: before Ray is imported or started
+    import ray
+    from ray.serve._private.constants import SERVE_NAMESPACE
     from ray.serve.scripts import cli as serve_cli
 
     print(
@@ -181,11 +198,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ".venv/bin/medai token --sub alice --role clinician --link)",
         flush=True,
     )
-    # NOTE: Ctrl-C and SIGTERM (systemd, docker stop) both stop cleanly; a background
-    # shell would otherwise start us with SIGINT ignored.
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     try:
+        # NOTE: starting Ray replaces a SIGTERM handler set before it with Ray's own, which
+        # exits without stopping Serve (and Ray's crash handler aborts the process 3 s
+        # in): Ray is started here as `serve run` would start it, then the handlers, and
+        # `serve run` uses this Ray. Ctrl-C and SIGTERM (systemd, docker stop) both stop
+        # cleanly; a background shell would otherwise start us with SIGINT ignored.
+        ray.init(address=os.environ.get("RAY_ADDRESS"), namespace=SERVE_NAMESPACE)
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
         run = ["run", str(args.config)]
         return serve_cli.main(run, prog_name="serve", standalone_mode=False) or 0
     finally:

@@ -31,11 +31,6 @@ HAPROXY_DIR = haproxy_dir() if HIGH_THROUGHPUT else None
 # NOTE: Ray reads these when ray.serve is first imported and when Ray starts, so
 # they are set here, before any test module imports Ray.
 os.environ.update(serve_env(HIGH_THROUGHPUT, HAPROXY_DIR))
-if HIGH_THROUGHPUT:
-    # NOTE: an ingress replica that stops waits this long for outside load balancers to
-    # forget it (30 s by default). Only the session's end stops the one Ingress replica
-    # here, with nothing in flight: 30 s of every high-throughput pass, for nothing.
-    os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "1"
 # The secrets every test's server runs with, as a deployment would have them: in the
 # environment, which the Ray workers inherit. Fresh each session.
 os.environ["MEDAI_JWT_SECRET"] = secrets.token_urlsafe(48)

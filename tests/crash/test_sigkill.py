@@ -49,12 +49,14 @@ def write_config(path: Path, port: int, args: dict[str, Any]) -> Path:
 class Server:
     """``medai serve --config ...`` in a new process session, killable as a whole."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, high_throughput: bool = False) -> None:
         self.config, self.base_url, self.log = config, f"http://127.0.0.1:{port}", log
+        self.high_throughput = high_throughput
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout_s: float = 240) -> None:
-        command = [*MEDAI, "serve", "--no-high-throughput", "--config", str(self.config)]
+        mode = "--high-throughput" if self.high_throughput else "--no-high-throughput"
+        command = [*MEDAI, "serve", mode, "--config", str(self.config)]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 command, cwd=REPO_ROOT, stdout=out, stderr=out, start_new_session=True
