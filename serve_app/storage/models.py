@@ -112,7 +112,7 @@ class AuditLog(Model):
     prev_hash = fields.CharField(max_length=64)
     entry_hash = fields.CharField(max_length=64, unique=True)
     # Schema 4: the event's delivery key (``AuditEvent.event_id``), outside the hash; null
-    # on older entries and the writer's own. Unique through LATE_INDEXES.
+    # on entries older than schema 4. Unique through LATE_INDEXES.
     event_id = fields.CharField(max_length=32, null=True)
 
     class Meta:
