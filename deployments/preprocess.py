@@ -58,7 +58,9 @@ class Preprocessor(Pipeline):
         self.follower = PlanFollower(registry, self)
         await self.follower.once()
         self.follower.start(settings.registry.poll_interval_s)
-        self.refresh_plan = self.follower.refresh
+
+    async def refresh_plan(self) -> bool:
+        return await self.follower.refresh()
 
     async def readiness(self) -> dict[str, RunnerStatus]:
         async def status(handle: DeploymentHandle) -> RunnerStatus:

@@ -200,10 +200,14 @@ def prepare(environment: Any, **_: Any) -> None:
 def clean_up(environment: Any, **_: Any) -> None:
     if AB:
         with contextlib.suppress(httpx.HTTPError), engineer(environment.host) as client:
-            since = {"since": RUN_STARTED.isoformat()}  # this run's answers alone
-            stats = client.get(f"/routes/{MODEL}/stats", params=since).raise_for_status().json()
-            answered = ", ".join(f"{a['model']} {a['count']}" for a in stats["arms"])
-            logging.getLogger(__name__).info("A/B arms answered: %s", answered)
+            # NOTE: the stats must not keep the route from being removed
+            with contextlib.suppress(httpx.HTTPError):
+                since = {"since": RUN_STARTED.isoformat()}  # this run's answers alone
+                stats = client.get(f"/routes/{MODEL}/stats", params=since)
+                answered = ", ".join(
+                    f"{a['model']} {a['count']}" for a in stats.raise_for_status().json()["arms"]
+                )
+                logging.getLogger(__name__).info("A/B arms answered: %s", answered)
             client.delete(f"/routes/{MODEL}")
 
 

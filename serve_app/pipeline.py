@@ -65,8 +65,6 @@ class Pipeline:
         self.shadows = shadows
         self.rng = rng or random.Random()
         self.decode = Decoder(settings.decoding, settings.limits)
-        self.refresh_plan: Callable[[], Awaitable[bool]] | None = None
-        """Asks for the newest plan now, whether it changed; where the plan is polled."""
 
     def follow(self, plan: ServingPlan) -> None:
         """Answer by ``plan`` from now on (a hot swap, a route change)."""
@@ -102,11 +100,16 @@ class Pipeline:
         except MedAIError as exc:
             return exc
 
+    async def refresh_plan(self) -> bool:
+        """Ask for the newest plan now; whether it changed. A pipeline whose plan is
+        handed to it (in-process) has none newer; a polling one overrides this."""
+        return False
+
     async def infer(self, jobs: list[Job]) -> list[Outcome]:
         # NOTE: decoding is CPU-bound; off the event loop so other requests keep flowing.
         prepared = await asyncio.to_thread(lambda: [self.prepare(job) for job in jobs])
         missed = [i for i, p in enumerate(prepared) if _unserved(p)]
-        if missed and self.refresh_plan is not None and await self.refresh_plan():
+        if missed and await self.refresh_plan():
             # NOTE: a route or promotion newer than this replica's last poll; the target
             # is resolved before anything is decoded, so nothing was decoded for these.
             again = await asyncio.to_thread(lambda: [self.prepare(jobs[i]) for i in missed])

@@ -225,10 +225,11 @@ def _dims(shape: list[int | None]) -> list[int]:
 def _outputs(spec: ModelSpec) -> list[tuple[str, str, list[int]]]:
     """Each output's name, datatype and shape: the model's (a region model's findings),
     then the platform's."""
-    own = (FINDINGS, BYTES, [-1])
     if spec.metadata.kind is ModelKind.CLASSIFICATION:
         dtype = np.dtype(spec.output_dtype or "float32")
         own = (spec.output_name, datatype_of(dtype), _dims(spec.output_shape))
+    else:
+        own = (FINDINGS, BYTES, [-1])
     platform = [(PREDICTION, BYTES, [-1]), (CONFIDENCE, "FP32", [-1]), (INFERENCE_ID, BYTES, [-1])]
     return [own, *(o for o in platform if o[0] != own[0])]
 
